@@ -1,0 +1,3 @@
+"""obliviate: machine unlearning end to end."""
+
+__version__ = "0.1.0"

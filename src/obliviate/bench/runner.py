@@ -1,0 +1,213 @@
+"""Run a classifier unlearning benchmark: data -> original -> retrain -> methods -> metrics.
+
+The runner only orchestrates; training, removal and metrics live in their own
+packages. It returns a :class:`BenchResult`; writing files is the reporters' job.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from obliviate.audit.evaluate import SplitOutputs, classifier_metrics
+from obliviate.audit.metrics import tug_of_war
+from obliviate.audit.outputs import outputs_of
+from obliviate.bench.config import BenchConfig
+from obliviate.data.builtin import load_dataset
+from obliviate.data.dataset import ArrayDataset, DataBundle
+from obliviate.data.forget import ForgetSplit, split_forget
+from obliviate.errors import ConfigError
+from obliviate.models.zoo import ModelSpec
+from obliviate.progress import NullProgress, Progress
+from obliviate.registry import closest
+from obliviate.removal.base import METHODS, Budget, UnlearningTask, methods_for, validate_config
+from obliviate.removal.objective import ClassificationObjective
+from obliviate.training.cache import ModelCache, train_cached
+from obliviate.training.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+BASELINE = "original"
+REFERENCE = "retrain"
+
+
+@dataclass
+class BenchResult:
+    """Records (one per method and seed, plus the ``original`` baseline) and run metadata."""
+
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def methods(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.setdefault(r["method"], None)
+        return list(seen)
+
+
+def resolve_methods(names: list[str], task: str = "classification") -> list[str]:
+    """Expand ``all`` and check every name, reporting all unknown names at once."""
+    available = methods_for(task)
+    out: list[str] = []
+    problems = []
+    for n in names:
+        if n == "all":
+            out.extend(available)
+        elif n in available:
+            out.append(n)
+        else:
+            hint = closest(n, available)
+            problems.append(f"unknown method {n!r}" + (f"; did you mean {hint!r}?" if hint else "")
+                            + f" Available: {', '.join(available)}.")
+    if problems:
+        raise ConfigError("Invalid --methods:", problems)
+    if not out:
+        raise ConfigError("No method selected; pass --methods all or a comma-separated list.")
+    out = list(dict.fromkeys(out))
+    # retrain first: it is the reference every other row is measured against
+    return [REFERENCE] + [m for m in out if m != REFERENCE] if REFERENCE in out else out
+
+
+def preflight(cfg: BenchConfig) -> list[str]:
+    """Check every name in ``cfg`` before any work starts; raise once with all problems."""
+    from obliviate.data.builtin import DATASETS
+    from obliviate.data.forget import parse_spec
+    from obliviate.errors import ObliviateError
+    from obliviate.models.zoo import MODELS
+
+    problems: list[str] = []
+    methods: list[str] = []
+    checks = [
+        lambda: DATASETS.get(cfg.dataset),
+        lambda: parse_spec(cfg.forget),
+        lambda: MODELS.get(cfg.model) if ":" not in cfg.model else None,
+        lambda: cfg.recipe.resolve(cfg.dataset),
+        lambda: Budget(**cfg.budget.model_dump()),
+        lambda: check_method_config(cfg),
+    ]
+    for check in checks:
+        try:
+            check()
+        except ObliviateError as exc:
+            problems.extend(getattr(exc, "problems", None) or [str(exc)])
+    try:
+        methods = resolve_methods(cfg.methods, cfg.task)
+    except ConfigError as exc:
+        problems.extend(exc.problems or [str(exc)])
+    if problems:
+        raise ConfigError("Invalid bench configuration:", problems)
+    return methods
+
+
+def check_method_config(cfg: BenchConfig) -> None:
+    problems = []
+    for name, overrides in cfg.method_config.items():
+        if name not in METHODS:
+            hint = closest(name, METHODS.names())
+            problems.append(f"method_config names unknown method {name!r}" + (f"; did you mean {hint!r}?" if hint else ""))
+            continue
+        try:
+            validate_config(METHODS.get(name).Config, overrides, owner=f"method {name!r}")
+        except ConfigError as exc:
+            problems.extend(exc.problems or [str(exc)])
+    if problems:
+        raise ConfigError("Invalid method_config:", problems)
+
+
+def _splits(model: nn.Module, split: ForgetSplit, test: ArrayDataset, device: str) -> SplitOutputs:
+    return SplitOutputs(forget=outputs_of(model, split.forget, device=device),
+                        retain=outputs_of(model, split.retain, device=device),
+                        test=outputs_of(model, test, device=device))
+
+
+def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: DataBundle | None = None) -> BenchResult:
+    """Run the benchmark described by ``cfg``. ``bundle`` overrides loading ``cfg.dataset``."""
+    progress = progress or NullProgress()
+    methods = preflight(cfg)
+    recipe: Recipe = cfg.recipe.resolve(cfg.dataset)
+    budget = Budget(**cfg.budget.model_dump())
+    spec = ModelSpec(cfg.model, dict(cfg.model_options))
+    cache = ModelCache(cfg.cache_dir, enabled=cfg.use_cache)
+    if bundle is None:
+        bundle = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    n_classes = bundle.n_classes
+    records: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {
+        "dataset": bundle.name, "n_train": len(bundle.train), "n_test": len(bundle.test),
+        "n_classes": n_classes, "recipe": recipe.to_dict(), "methods": methods,
+        "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": {},
+    }
+    for seed in cfg.seeds:
+        split = split_forget(bundle.train, cfg.forget, seed=seed)
+        seed_meta: dict[str, Any] = {"n_forget": len(split.forget), "n_retain": len(split.retain)}
+        original = train_cached(spec, bundle.train, recipe, seed=seed, n_classes=n_classes, cache=cache,
+                                progress=progress, device=cfg.device, description=f"original seed={seed}")
+        seed_meta["original_cached"] = original.cached
+        seed_meta["original_train_s"] = original.wall_s
+
+        def fit_from_scratch(data: ArrayDataset, _seed: int = seed) -> tuple[nn.Module, float, dict[str, Any]]:
+            tm = train_cached(spec, data, recipe, seed=_seed, n_classes=n_classes, cache=cache,
+                              progress=progress, device=cfg.device, description=f"retrain seed={_seed}")
+            return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0)}
+
+        task = UnlearningTask(forget=split.forget, retain=split.retain,
+                              objective=ClassificationObjective(n_classes, cfg.device), recipe=recipe,
+                              seed=seed, device=cfg.device, fit_from_scratch=fit_from_scratch,
+                              extras={"train": bundle.train, "test": bundle.test, "model_spec": spec})
+        # The reference model is always retrained, whether or not 'retrain' is a reported row.
+        ref_model, ref_record = METHODS.get(REFERENCE)().unlearn(original.model, task, progress=progress)
+        ref = _splits(ref_model, split, bundle.test, cfg.device)
+        orig = _splits(original.model, split, bundle.test, cfg.device)
+        retrain_s = ref_record.wall_s
+        seed_meta["retrain_s"] = retrain_s
+        seed_meta["original_train_acc"] = orig.forget.accuracy * seed_meta["n_forget"] / len(bundle.train) + \
+            orig.retain.accuracy * seed_meta["n_retain"] / len(bundle.train)
+        meta["seeds"][str(seed)] = seed_meta
+        original_tow = tug_of_war(orig.accuracies, ref.accuracies)
+
+        def row(method: str, kind: str, outs: SplitOutputs, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+            rec = {"method": method, "kind": kind, "seed": seed}
+            rec.update(classifier_metrics(outs, ref, original_tow=original_tow, seed=seed))
+            rec.update({"wall_s": wall_s, "wall_ratio": wall_s / retrain_s if retrain_s > 0 else float("nan")})
+            rec.update(extra)
+            return rec
+
+        records.append(row(BASELINE, "none", orig, 0.0, {"steps": 0, "stopped_by": "none", "config": {}}))
+        for name in methods:
+            if name == REFERENCE:
+                records.append(row(REFERENCE, "exact", ref, retrain_s,
+                                   {"steps": ref_record.steps, "stopped_by": ref_record.stopped_by,
+                                    "config": ref_record.config, **ref_record.extra}))
+                continue
+            method = METHODS.get(name)(**cfg.method_config.get(name, {}))
+            torch.manual_seed(seed)  # methods that draw from the global RNG stay reproducible
+            unlearned, record = method.unlearn(original.model, task, budget=budget, progress=progress)
+            records.append(row(name, record.kind, _splits(unlearned, split, bundle.test, cfg.device),
+                               record.wall_s, {"steps": record.steps, "stopped_by": record.stopped_by,
+                                               "config": record.config, **record.extra}))
+            log.info("seed %d %s: tow=%.4f", seed, name, records[-1]["tow"])
+    meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return BenchResult(config=cfg.model_dump(), records=records, meta=meta)
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}

@@ -1,0 +1,61 @@
+"""``obliviate bench``: run an unlearning benchmark and write its results and reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from obliviate.cli.common import clean_errors, parse_assignments, setup_logging
+
+
+@clean_errors
+def bench(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML/TOML/JSON file describing the run; flags override it."),
+    dataset: str | None = typer.Option(None, help="Dataset name (digits, mnist1d, mnist, fashion-mnist). [default: digits]"),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with dataset files (or set OBLIVIATE_DATA)."),
+    model: str | None = typer.Option(None, help="Model name (mlp, cnn) or package.module:factory. [default: mlp]"),
+    forget: str | None = typer.Option(None, help="Forget set: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,... [default: random:0.1]"),
+    methods: str | None = typer.Option(None, help="Comma-separated method names, or 'all'. [default: all]"),
+    seeds: int | None = typer.Option(None, help="Number of seeds (0..N-1). [default: 1]"),
+    out: str | None = typer.Option(None, help="Output folder. [default: runs/bench]"),
+    epochs: int | None = typer.Option(None, help="Override the training recipe's epochs."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Method parameter, METHOD.PARAM=VALUE (repeatable)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Cap every method's optimiser steps."),
+    max_seconds: float | None = typer.Option(None, "--max-seconds", help="Cap every method's wall time."),
+    cache_dir: str | None = typer.Option(None, "--cache-dir", help="Trained-model cache (default ~/.cache/obliviate/models or OBLIVIATE_CACHE)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Always retrain; do not read or write the model cache."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
+    device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: cpu]"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    """Train (or reuse) the original and retrained models, run each method, and report."""
+    from obliviate.bench.config import BenchConfig
+    from obliviate.bench.runner import run_bench
+    from obliviate.config import load_config_file, validate
+    from obliviate.progress import get_progress
+    from obliviate.report.classifier import to_markdown, write_reports
+    import obliviate.removal  # noqa: F401  (registers methods)
+
+    setup_logging(verbose)
+    data: dict[str, Any] = load_config_file(config) if config else {}
+    flags = {"dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
+             "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if epochs is not None:
+        data.setdefault("recipe", {})["epochs"] = epochs
+    if max_steps is not None:
+        data.setdefault("budget", {})["max_steps"] = max_steps
+    if max_seconds is not None:
+        data.setdefault("budget", {})["max_seconds"] = max_seconds
+    for m, params in parse_assignments(set_).items():
+        data.setdefault("method_config", {}).setdefault(m, {}).update(params)
+    if no_cache:
+        data["use_cache"] = False
+    data["progress"] = progress and data.get("progress", True)
+    cfg = validate(BenchConfig, data, source=f"bench configuration{' in ' + str(config) if config else ''}")
+    result = run_bench(cfg, progress=get_progress(cfg.progress))
+    paths = write_reports(result, cfg.out)
+    typer.echo(to_markdown(result))
+    typer.echo(f"Report: {paths['html']}\nResults: {paths['results']}")

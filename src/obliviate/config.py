@@ -1,0 +1,89 @@
+"""Validated, serialisable run configurations and config-file loading.
+
+Configs are pydantic models with ``extra="forbid"``; validation errors are
+turned into one :class:`ConfigError` that lists every problem and, for an
+unknown key, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from obliviate.errors import ConfigError
+from obliviate.registry import closest
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Valid field names of the (nested) model that ``loc`` points into."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], *, source: str = "config") -> Any:
+    """Validate ``data`` against ``model``; raise one ConfigError listing all problems."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                valid = _fields_at(model, loc)
+                hint = closest(str(loc[-1]), valid)
+                msg = f"unknown key {where!r}" + (f"; did you mean {hint!r}?" if hint else "")
+                if valid:
+                    msg += f" Valid keys here: {', '.join(valid)}."
+                problems.append(msg)
+            else:
+                problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"Invalid {source}:", problems) from None
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML, TOML or JSON config file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"Config file {path} must end in .yaml, .yml, .toml or .json.")
+    except ConfigError:
+        raise
+    except Exception as exc:  # parser errors differ per format; all mean "fix the file"
+        raise ConfigError(f"Could not parse config file {path}: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of keys to values at the top level.")
+    return data

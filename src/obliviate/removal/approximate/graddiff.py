@@ -1,0 +1,50 @@
+"""``graddiff``: gradient ascent on the forget set plus descent on the retain set.
+
+Liu et al. 2022, "Continual Learning and Private Unlearning"; used as the
+GradDiff baseline by TOFU (Maini et al. 2024). Each step's loss is
+``-forget_weight * L(forget batch) + retain_weight * L(retain batch)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from obliviate.progress import Progress
+from obliviate.removal.approximate._steps import clip_and_step
+from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
+                                    epoch_loop, optimizer_for, register)
+
+
+@dataclass
+class GradDiffConfig(MethodConfig):
+    epochs: float = 1.0          # passes over the forget set
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    batch_size: int = 128
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    max_grad_norm: float | None = 5.0
+
+
+@register
+class GradDiff(RemovalMethod):
+    name = "graddiff"
+    summary = "Ascend the forget loss while descending the retain loss."
+    paper = "Liu et al. 2022, Continual Learning and Private Unlearning (GradDiff in TOFU)"
+    Config = GradDiffConfig
+
+    def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
+             progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
+        cfg = self.config
+        opt = optimizer_for(model, cfg)
+        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x62)
+        model.train()
+        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
+                                "graddiff", seed_tag=0x61):
+            loss = (-cfg.forget_weight * task.objective.loss(model, batch)
+                    + cfg.retain_weight * task.objective.loss(model, next(retain)))
+            clip_and_step(model, opt, loss, cfg.max_grad_norm)
+        return model, {}

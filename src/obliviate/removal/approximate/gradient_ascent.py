@@ -1,0 +1,46 @@
+"""``gradient_ascent``: maximise the training loss on the forget set.
+
+Thudi et al. 2022, "Unrolling SGD" (and Jang et al. 2023 for LMs): undo the
+forget examples' descent steps by ascending their loss. Unbounded by nature,
+so it runs for a fixed, small number of passes with a small learning rate and
+clipped gradients; nothing anchors retain behaviour (that is GradDiff / KL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from obliviate.progress import Progress
+from obliviate.removal.approximate._steps import clip_and_step
+from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, epoch_loop,
+                                    optimizer_for, register)
+
+
+@dataclass
+class GradientAscentConfig(MethodConfig):
+    epochs: float = 1.0          # passes over the forget set
+    lr: float = 1e-5
+    optimizer: str = "adam"
+    batch_size: int = 128
+    max_grad_norm: float | None = 5.0
+
+
+@register
+class GradientAscent(RemovalMethod):
+    name = "gradient_ascent"
+    summary = "Ascend the loss on the forget set (no retain anchor)."
+    paper = "Thudi et al. 2022, Unrolling SGD; Jang et al. 2023, Knowledge Unlearning"
+    Config = GradientAscentConfig
+
+    def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
+             progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
+        cfg = self.config
+        opt = optimizer_for(model, cfg)
+        model.train()
+        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
+                                "gradient_ascent", seed_tag=0x6A):
+            clip_and_step(model, opt, -task.objective.loss(model, batch), cfg.max_grad_norm)
+        return model, {}

@@ -1,0 +1,51 @@
+"""``kl``: gradient ascent on the forget set plus KL to the original model on retain data.
+
+The "KL minimisation" baseline of TOFU (Maini et al. 2024): instead of fitting
+retain labels, keep the model's output distribution on retain inputs close to
+the original model's, ``-L(forget) + kl_weight * KL(original || model)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from obliviate.progress import Progress
+from obliviate.removal.approximate._steps import clip_and_step
+from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
+                                    epoch_loop, optimizer_for, register)
+
+
+@dataclass
+class KLConfig(MethodConfig):
+    epochs: float = 1.0          # passes over the forget set
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    batch_size: int = 128
+    forget_weight: float = 1.0
+    kl_weight: float = 1.0
+    max_grad_norm: float | None = 5.0
+
+
+@register
+class KL(RemovalMethod):
+    name = "kl"
+    summary = "Ascend the forget loss while matching the original's outputs (KL) on retain data."
+    paper = "Maini et al. 2024, TOFU: A Task of Fictitious Unlearning (KL baseline)"
+    Config = KLConfig
+
+    def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
+             progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
+        cfg = self.config
+        opt = optimizer_for(model, cfg)
+        original.eval()
+        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x4C2)
+        model.train()
+        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
+                                "kl", seed_tag=0x4C1):
+            loss = (-cfg.forget_weight * task.objective.loss(model, batch)
+                    + cfg.kl_weight * task.objective.kl_to(model, original, next(retain)))
+            clip_and_step(model, opt, loss, cfg.max_grad_norm)
+        return model, {}

@@ -1,0 +1,52 @@
+"""``random_label``: train the forget examples toward random wrong labels.
+
+Graves et al. 2021, "Amnesiac Machine Learning"; the SalUn paper's RL
+baseline (Fan et al. 2024) also trains on retain data in the same steps,
+which is the default here (``retain_weight=1``; set 0 for pure Amnesiac).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from obliviate.progress import Progress
+from obliviate.removal.approximate._steps import clip_and_step
+from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
+                                    epoch_loop, optimizer_for, register)
+from obliviate.training.trainer import seeded_generator
+
+
+@dataclass
+class RandomLabelConfig(MethodConfig):
+    epochs: float = 1.0          # passes over the forget set
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    batch_size: int = 128
+    retain_weight: float = 1.0   # weight of a retain batch's loss in each step (0 = Amnesiac only)
+    max_grad_norm: float | None = 5.0
+
+
+@register
+class RandomLabel(RemovalMethod):
+    name = "random_label"
+    summary = "Fine-tune forget examples toward random wrong labels, with retain batches."
+    paper = "Graves et al. 2021, Amnesiac Machine Learning"
+    Config = RandomLabelConfig
+
+    def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
+             progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
+        cfg = self.config
+        opt = optimizer_for(model, cfg)
+        gen = seeded_generator(task.seed, 0x71)
+        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x72) if cfg.retain_weight > 0 else None
+        model.train()
+        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
+                                "random_label", seed_tag=0x70):
+            loss = task.objective.loss(model, task.objective.relabel_random(batch, gen))
+            if retain is not None:
+                loss = loss + cfg.retain_weight * task.objective.loss(model, next(retain))
+            clip_and_step(model, opt, loss, cfg.max_grad_norm)
+        return model, {}

@@ -1,0 +1,1 @@
+"""Reporters: render result objects as JSON, Markdown and HTML with plots."""

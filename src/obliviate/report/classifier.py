@@ -1,0 +1,139 @@
+"""Reporters for classifier bench results: JSON, Markdown and HTML (with plots)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from obliviate.bench.runner import BenchResult
+from obliviate.report.aggregate import fmt, summarise
+from obliviate.report.plots import grouped_bars, scatter_tradeoff, to_png
+from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
+
+COLUMNS = [
+    ("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("tow", "ToW"), ("tow_gap_closed", "ToW gap closed"),
+    ("js_to_retrain", "JS→retrain"), ("mia_auc", "MIA AUC"), ("mia_efficacy", "MIA-eff (SVC)"),
+    ("wall_s", "time s"), ("wall_ratio", "time ratio"),
+]
+METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy"]
+
+EXPLAIN = """\
+How to read this table. Every number is mean ± 95% interval over seeds.
+`original` is the model before unlearning (time 0): the row every method must move away from.
+`retrain` is the exact gold standard (trained from scratch without the forget set): the row every
+method should move *to*. UA = 1 − forget accuracy, RA = retain accuracy, TA = test accuracy.
+ToW (Zhao et al.) = (1−|ΔUA|)(1−|ΔRA|)(1−|ΔTA|) against retrain; 1 is indistinguishable accuracy.
+"ToW gap closed" = (ToW − ToW_original)/(1 − ToW_original): the share of the original's gap a method
+closed (1 = all of it, 0 = nothing, negative = made it worse). JS→retrain is the Jensen–Shannon
+divergence (bits) between the method's and retrain's outputs on the forget set. MIA AUC is a
+population loss attack separating forget from test examples (0.5 = forget looks unseen);
+MIA-eff is SalUn's SVC confidence attack: the share of forget examples called non-members,
+to be compared with retrain's value, not with 1. These are *weak* attacks: passing them is not
+evidence of removal (Hayes et al. 2024)."""
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def to_markdown(result: BenchResult) -> str:
+    summary = summarise(result.records, METRICS)
+    cfg = result.config
+    lines = [
+        f"# Unlearning benchmark: {result.meta.get('dataset', cfg.get('dataset'))}",
+        "",
+        f"- model: `{cfg.get('model')}` {cfg.get('model_options') or ''}",
+        f"- forget set: `{cfg.get('forget')}`; seeds: {cfg.get('seeds')}",
+        f"- recipe: {result.meta.get('recipe')}",
+        f"- machine: {result.meta.get('machine', {}).get('cpu')} "
+        f"({result.meta.get('machine', {}).get('cores')} cores), torch {result.meta.get('machine', {}).get('torch')}",
+        f"- run: {result.meta.get('started')} → {result.meta.get('finished')}",
+        "",
+    ]
+    seeds = result.meta.get("seeds", {})
+    if seeds:
+        lines.append("| seed | forget | retain | original train acc | retrain time s |")
+        lines.append("|---|---|---|---|---|")
+        for s, m in seeds.items():
+            lines.append(f"| {s} | {m['n_forget']} | {m['n_retain']} | {m['original_train_acc']:.4f} | {m['retrain_s']:.1f} |")
+        lines.append("")
+    lines.append("| method | " + " | ".join(label for _, label in COLUMNS) + " |")
+    lines.append("|---" * (len(COLUMNS) + 1) + "|")
+    for row in summary:
+        lines.append(f"| {row['method']} | " + " | ".join(fmt(row[c]) for c, _ in COLUMNS) + " |")
+    lines += ["", EXPLAIN, ""]
+    return "\n".join(lines)
+
+
+def figures(result: BenchResult) -> list[tuple[str, bytes]]:
+    summary = summarise(result.records, METRICS)
+    movers = [r for r in summary if r["method"] != "original"]
+    figs = [
+        ("ToW against time ratio", to_png(scatter_tradeoff(
+            movers, "wall_ratio", "tow", xlabel="wall time / retrain wall time (log)", ylabel="ToW vs retrain",
+            title="Quality against cost (one point per method)", logx=True))),
+        ("Accuracy per split", to_png(grouped_bars(
+            summary, ["forget_acc", "retain_acc", "test_acc"], ["forget", "retain", "test"],
+            title="Accuracy by split", ylabel="accuracy"))),
+        ("Membership attacks", to_png(grouped_bars(
+            summary, ["mia_auc", "mia_efficacy"], ["loss AUC (forget vs test)", "SVC MIA-efficacy"],
+            title="Population membership attacks", ylabel="value"))),
+    ]
+    return figs
+
+
+def to_html(result: BenchResult) -> str:
+    summary = summarise(result.records, METRICS)
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
+    body = []
+    for row in summary:
+        cls = ' class="ref"' if row["method"] in ("original", "retrain") else ""
+        cells = "".join(f"<td>{html.escape(fmt(row[c]))}</td>" for c, _ in COLUMNS)
+        body.append(f"<tr{cls}><td><b>{html.escape(row['method'])}</b></td>{cells}</tr>")
+    imgs = "".join(
+        f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
+        f"<figcaption>{html.escape(t)}</figcaption></figure>"
+        for t, png in figures(result)
+    )
+    cfg = html.escape(json.dumps(_clean(result.config), indent=2))
+    explain = html.escape(EXPLAIN).replace("\n", " ")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>obliviate report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child{{text-align:left}}tr.ref{{background:#f3f6fa}}figure{{display:inline-block;margin:1em}}
+pre{{background:#f7f7f7;padding:1em;overflow:auto}}</style></head><body>
+<h1>Unlearning benchmark: {html.escape(str(result.meta.get('dataset')))}</h1>
+<p>forget <code>{html.escape(str(result.config.get('forget')))}</code>, model <code>{html.escape(str(result.config.get('model')))}</code>,
+seeds {html.escape(str(result.config.get('seeds')))}, machine {html.escape(str(result.meta.get('machine', {}).get('cpu')))}</p>
+<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>
+<p>{explain}</p>{imgs}
+<h2>Resolved configuration</h2><pre>{cfg}</pre></body></html>"""
+
+
+def write_reports(result: BenchResult, out: str | Path) -> dict[str, Path]:
+    """Write results.json, config.json, report.md and report.html into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "results": out / "results.json",
+        "config": out / "config.json",
+        "meta": out / "meta.json",
+        "markdown": out / "report.md",
+        "html": out / "report.html",
+    }
+    atomic_write_json(paths["results"], _clean(result.records))
+    atomic_write_json(paths["config"], _clean(result.config))
+    atomic_write_json(paths["meta"], _clean(result.meta))
+    atomic_write_bytes(paths["markdown"], to_markdown(result).encode())
+    atomic_write_bytes(paths["html"], to_html(result).encode())
+    return paths
