@@ -70,9 +70,10 @@ def resolve_methods(names: list[str], task: str = "classification") -> list[str]
         raise ConfigError("Invalid --methods:", problems)
     if not out:
         raise ConfigError("No method selected; pass --methods all or a comma-separated list.")
+    # retrain is always computed (it is the reference every row is measured against),
+    # so it is always reported, first
     out = list(dict.fromkeys(out))
-    # retrain first: it is the reference every other row is measured against
-    return [REFERENCE] + [m for m in out if m != REFERENCE] if REFERENCE in out else out
+    return [REFERENCE] + [m for m in out if m != REFERENCE]
 
 
 def preflight(cfg: BenchConfig) -> list[str]:

@@ -50,7 +50,19 @@ def parse_assignments(items: list[str] | None) -> dict[str, dict[str, Any]]:
         if not eq or not dot or not method or not param:
             problems.append(f"--set {item!r}: use METHOD.PARAM=VALUE, e.g. --set graddiff.lr=1e-3")
             continue
-        out.setdefault(method, {})[param] = yaml.safe_load(value)
+        out.setdefault(method, {})[param] = _scalar(value)
     if problems:
         raise ConfigError("Invalid --set:", problems)
     return out
+
+
+def _scalar(text: str) -> Any:
+    """Parse a command-line value: int, float (``1e-3`` included), else YAML (lists, bools, null)."""
+    import yaml
+
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)

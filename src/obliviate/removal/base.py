@@ -126,8 +126,15 @@ def validate_config(config_cls: type, overrides: dict[str, Any], *, owner: str) 
                             + f" Valid: {', '.join(valid)}.")
     if problems:
         raise ConfigError(f"Invalid configuration for {owner}:", problems)
+    # pydantic validates (and coerces) the dataclass fields' types, e.g. "1e-3" -> 0.001
+    from pydantic import TypeAdapter, ValidationError
+
     try:
-        return config_cls(**overrides)
+        return TypeAdapter(config_cls).validate_python(overrides)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                    for e in exc.errors()]
+        raise ConfigError(f"Invalid configuration for {owner}:", problems) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Invalid configuration for {owner}: {exc}") from exc
 

@@ -30,6 +30,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -58,6 +59,7 @@ def save_checkpoint(model: nn.Module, directory: str | os.PathLike[str], manifes
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
     os.close(fd)
     try:
         save_file(state_to_tensors(model), tmp)
