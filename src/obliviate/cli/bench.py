@@ -13,6 +13,9 @@ from obliviate.cli.common import clean_errors, parse_assignments, setup_logging
 @clean_errors
 def bench(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML/TOML/JSON file describing the run; flags override it."),
+    task: str | None = typer.Option(None, help="Benchmark task (classification; language-model tasks when installed). [default: classification]"),
+    split: str | None = typer.Option(None, help="Task-specific split name (e.g. TOFU's forget10)."),
+    model_path: str | None = typer.Option(None, "--model-path", help="A local model directory to start from instead of training one."),
     dataset: str | None = typer.Option(None, help="Dataset name (digits, mnist1d, mnist, fashion-mnist). [default: digits]"),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with dataset files (or set OBLIVIATE_DATA)."),
     model: str | None = typer.Option(None, help="Model name (mlp, cnn) or package.module:factory. [default: mlp]"),
@@ -31,16 +34,14 @@ def bench(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train (or reuse) the original and retrained models, run each method, and report."""
-    from obliviate.bench.config import BenchConfig
-    from obliviate.bench.runner import run_bench
+    import obliviate.removal  # noqa: F401  (registers methods)
+    from obliviate.bench.tasks import BENCH_TASKS
     from obliviate.config import load_config_file, validate
     from obliviate.progress import get_progress
-    from obliviate.report.classifier import to_markdown, write_reports
-    import obliviate.removal  # noqa: F401  (registers methods)
 
     setup_logging(verbose)
     data: dict[str, Any] = load_config_file(config) if config else {}
-    flags = {"dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
+    flags = {"task": task, "split": split, "model_path": model_path, "dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
              "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device}
     data.update({k: v for k, v in flags.items() if v is not None})
     if epochs is not None:
@@ -54,8 +55,9 @@ def bench(
     if no_cache:
         data["use_cache"] = False
     data["progress"] = progress and data.get("progress", True)
-    cfg = validate(BenchConfig, data, source=f"bench configuration{' in ' + str(config) if config else ''}")
-    result = run_bench(cfg, progress=get_progress(cfg.progress))
-    paths = write_reports(result, cfg.out)
-    typer.echo(to_markdown(result))
+    bench_task = BENCH_TASKS.get(str(data.get("task", "classification")))
+    cfg = validate(bench_task.config_cls, data, source=f"bench configuration{' in ' + str(config) if config else ''}")
+    result = bench_task.run(cfg, progress=get_progress(cfg.progress))
+    paths = bench_task.write(result, cfg.out)
+    typer.echo(bench_task.summary(result))
     typer.echo(f"Report: {paths['html']}\nResults: {paths['results']}")

@@ -1,9 +1,7 @@
-"""Approximate removal methods; importing registers each one."""
+"""Approximate removal methods, one module each; importing the package registers them all."""
 
-from obliviate.removal.approximate import (  # noqa: F401  (each module registers its method)
-    finetune,
-    graddiff,
-    gradient_ascent,
-    kl,
-    random_label,
-)
+import sys as _sys
+
+from obliviate.removal._discover import import_submodules as _import_submodules
+
+_import_submodules(_sys.modules[__name__])
