@@ -126,6 +126,17 @@ def test_ridge_many_single_row_forgets_do_not_drift():
     _close(est.intercept_, ref.intercept_)
 
 
+def test_ridge_falls_back_to_a_fresh_solve_when_the_kept_inverse_drifts():
+    X, _, rng = _data(8, n=120, d=5)
+    y = X @ rng.normal(size=5)
+    est = SummationRidge().fit(X, y)
+    est._ainv *= 1.5  # simulate accumulated rounding: refinement alone cannot fix this
+    est.forget([4])
+    ref = Ridge().fit(np.delete(X, 4, axis=0), np.delete(y, 4))
+    _close(est.coef_, ref.coef_)
+    _close(est.intercept_, ref.intercept_)
+
+
 # ---------------------------------------------------------------- cost: only removed rows are read
 
 
@@ -298,6 +309,16 @@ def test_ridge_singular_system_is_a_typed_error():
     X = np.ones((5, 3))
     with pytest.raises(DataError, match="singular"):
         SummationRidge(alpha=0.0).fit(X, np.arange(5.0))
+
+
+def test_ridge_forget_that_leaves_a_singular_system_discards_the_old_model():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(3, 3)), np.ones((3, 3))])
+    est = SummationRidge(alpha=0.0).fit(X, np.arange(6.0))
+    with pytest.raises(DataError, match="old coefficients discarded"):
+        est.forget([0, 1, 2])
+    with pytest.raises(NotFittedError):
+        est.predict(X)
 
 
 def test_guarantee_states_exactness_and_limits():

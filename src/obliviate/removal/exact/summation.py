@@ -15,10 +15,12 @@ Three scikit-learn compatible estimators:
 - :class:`SummationMultinomialNB` - like ``MultinomialNB``; per-class feature
   counts.
 - :class:`SummationRidge` - like ``sklearn.linear_model.Ridge``; mean and
-  centred scatter matrix of ``[X, y]``, re-solved as a d x d system.
+  centred scatter matrices of ``[X, y]``, and the inverse of the d x d system
+  kept up to date with Woodbury updates (checked against the statistics).
 
-Cost of ``forget``: O(m d) for the naive Bayes models and O(m d^2 + d^3) for
-ridge, for m removed rows; it never touches the other n - m rows.
+Cost of ``forget`` for m removed rows: O(m d) for the naive Bayes models,
+O(m d^2 + m^3) for ridge (one O(d^3) re-solve for batches over d/4 rows); it
+never reads the other n - m rows.
 
 Memory cost: to subtract a row, the estimator must still have it, so ``fit``
 keeps a float64 copy of ``X`` (n x d, 8 n d bytes: 376 MB for 60,000 x 784)
@@ -194,7 +196,10 @@ def check_forget_indices(indices: Any, alive: np.ndarray, n_remaining: int, owne
             f"{owner}.forget got row positions outside [0, {n}): {bad[:10].tolist()}. "
             "Positions refer to rows of the X passed to fit (negative positions are not allowed)."
         )
-    uniq, counts = np.unique(arr, return_counts=True)
+    if arr.size == 1:  # the common single-row request; np.unique costs more than the update itself
+        uniq, counts = arr, np.ones(1, dtype=np.int64)
+    else:
+        uniq, counts = np.unique(arr, return_counts=True)
     if np.any(counts > 1):
         raise ForgetSetError(
             f"{owner}.forget got duplicate row positions: {uniq[counts > 1][:10].tolist()}; "
@@ -624,13 +629,17 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
     so the centring needed for the intercept is done inside the sufficient
     statistics and downdated exactly on ``forget``.
 
-    After a removal we re-solve the d x d system by Cholesky, O(d^3) but
-    independent of n. We chose this over Sherman-Morrison updates of the
-    inverse (O(d^2) per row) because rank-one updates of an inverse accumulate
-    rounding error with every request, so after many deletions the model
-    would drift from the refit; re-solving from the downdated statistics keeps
-    each answer as accurate as a fresh solve (tested to 1e-8), and for
-    d ~ 100 the solve costs well under a millisecond.
+    Removing m rows changes ``A = Xc^T Xc + alpha I`` by a rank-(m+1)
+    downdate (rank m without intercept). We keep ``A^{-1}`` and update it with
+    the Woodbury identity, O(m d^2 + m^3), instead of re-solving, O(d^3):
+    with n = 60,000 and d = 100 a re-solve alone costs ~1/600 of a refit, too
+    much for the 1000x goal. Rank updates of an inverse accumulate rounding
+    error, so the *statistics* stay the source of truth (they are downdated
+    exactly), every answer gets one step of iterative refinement against them,
+    and if the residual ``||A w - Xc^T yc||`` is not at rounding level we fall
+    back to a fresh Cholesky solve (also used when m > d / 4, where Woodbury no
+    longer pays). Answers therefore stay as accurate as a fresh solve (tested
+    to 1e-8 against refits, over 120 successive deletions).
 
     Parameters
     ----------
@@ -678,15 +687,44 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
         return self
 
     def _solve(self) -> None:
-        d = self._sxx.shape[0]
-        A = self._sxx + self.alpha * np.eye(d)
+        """Fresh Cholesky solve from the statistics; also resets the kept inverse."""
+        A = self._sxx + self.alpha * np.eye(self._sxx.shape[0])
         try:
-            W = linalg.solve(A, self._sxy, assume_a="pos")
+            factor = linalg.cho_factor(A, check_finite=False)
         except (linalg.LinAlgError, ValueError) as exc:
             raise DataError(
                 f"{type(self).__name__}: the ridge system is singular ({exc}); "
                 "use alpha > 0 or more rows than features."
             ) from exc
+        self._ainv = linalg.cho_solve(factor, np.eye(A.shape[0]), check_finite=False)
+        self._set_coef(linalg.cho_solve(factor, self._sxy, check_finite=False))
+
+    def _downdate_solve(self, U: np.ndarray) -> None:
+        """Solve after ``A <- A - U U^T`` (statistics already downdated); O(r d^2 + r^3)."""
+        AiU = self._ainv @ U
+        cap = np.eye(U.shape[1]) - U.T @ AiU  # positive definite while A - U U^T is
+        try:
+            K = np.linalg.solve(cap, AiU.T)
+        except np.linalg.LinAlgError:
+            self._solve()
+            return
+        # (Rank one is the common case; np.outer is much cheaper than a k=1 matmul.)
+        self._ainv += np.outer(AiU[:, 0], K[0]) if U.shape[1] == 1 else AiU @ K
+
+        def apply_A(V: np.ndarray) -> np.ndarray:
+            return self._sxx @ V + self.alpha * V
+
+        W = self._ainv @ self._sxy
+        W += self._ainv @ (self._sxy - apply_A(W))  # one step of iterative refinement
+        residual = np.linalg.norm(self._sxy - apply_A(W))
+        scale = (np.linalg.norm(self._sxx) + self.alpha * np.sqrt(self._sxx.shape[0])) * np.linalg.norm(W)
+        if not residual <= 1e-12 * (scale + np.linalg.norm(self._sxy)):
+            logger.debug("ridge inverse drifted (residual %.3g); re-solving from the statistics", residual)
+            self._solve()
+            return
+        self._set_coef(W)
+
+    def _set_coef(self, W: np.ndarray) -> None:
         coef = W.T  # (t, d)
         intercept = self._y_mean - self._x_mean @ W if self.fit_intercept else np.zeros(W.shape[1])
         if self._y_1d:
@@ -697,7 +735,8 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
     def forget(self, indices: Any) -> SummationRidge:
         """Remove training rows (positions in the X given to ``fit``) exactly.
 
-        Costs O(m d^2) to downdate the statistics plus one O(d^3) solve.
+        Costs O(m d^2 + m^3) (Woodbury update, see the class docstring), or one
+        O(d^3) solve when m > d / 4; never O(n).
         """
         require_fitted(self, "coef_")
         idx = check_forget_indices(indices, self._alive, self._n_alive, type(self).__name__)
@@ -712,16 +751,31 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
             Xbc, Ybc = Xb - xb_mean, Yb - yb_mean
             dx, dy = xb_mean - xa_mean, yb_mean - ya_mean
             w = na * nb / n
-            self._sxx -= Xbc.T @ Xbc + w * np.outer(dx, dx)
-            self._sxy -= Xbc.T @ Ybc + w * np.outer(dx, dy)
+            self._sxx -= w * np.outer(dx, dx)
+            self._sxy -= w * np.outer(dx, dy)
+            if nb > 1:  # a single row is its own mean: Xbc == 0
+                self._sxx -= Xbc.T @ Xbc
+                self._sxy -= Xbc.T @ Ybc
             self._x_mean, self._y_mean = xa_mean, ya_mean
+            U = (np.sqrt(w) * dx)[:, None] if nb == 1 else np.column_stack([Xbc.T, np.sqrt(w) * dx])
         else:
             self._sxx -= Xb.T @ Xb
             self._sxy -= Xb.T @ Yb
-        self._sxx = 0.5 * (self._sxx + self._sxx.T)  # keep exactly symmetric for Cholesky
+            U = Xb.T
         self._n = na
         self._commit_forget(idx)
-        self._solve()
+        try:
+            if U.shape[1] > U.shape[0] // 4:
+                self._solve()
+            else:
+                self._downdate_solve(U)
+        except DataError as exc:
+            # The rows are gone but no coefficients fit the rest: never leave the old ones in place.
+            del self.coef_, self.intercept_
+            raise DataError(
+                f"{exc} The rows were forgotten and the old coefficients discarded; "
+                "refit with alpha > 0 before predicting."
+            ) from exc
         return self
 
     def predict(self, X: Any) -> np.ndarray:
