@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from obliviate.errors import ConfigError, DataError, ForgetSetError, NotFittedError, ShapeError
 from obliviate.removal.exact.certified import (
@@ -18,6 +19,13 @@ from obliviate.removal.exact.certified import (
 )
 
 LAM = 1e-2
+
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    # Small matrices: BLAS threads only add contention (badly so on shared CI machines).
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _data(seed: int, n: int = 400, d: int = 6, k: int = 2):

@@ -11,6 +11,15 @@ from obliviate.errors import ConfigError, DataError, ForgetSetError, NotFittedEr
 from obliviate.removal.exact.retrieval import KNNRetrievalClassifier
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # Tiny matrices: intra-op threads only add contention (badly so on shared CI machines).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _data(seed: int, n: int = 300, d: int = 10):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
