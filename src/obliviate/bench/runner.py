@@ -23,12 +23,13 @@ from obliviate.data.builtin import load_dataset
 from obliviate.data.dataset import ArrayDataset, DataBundle
 from obliviate.data.forget import ForgetSplit, split_forget
 from obliviate.errors import ConfigError
-from obliviate.models.zoo import ModelSpec
+from obliviate.models.zoo import ModelSpec, build_model
 from obliviate.progress import NullProgress, Progress
 from obliviate.registry import closest
 from obliviate.removal.base import METHODS, Budget, UnlearningTask, methods_for, validate_config
 from obliviate.removal.objective import ClassificationObjective
-from obliviate.training.cache import ModelCache, train_cached
+from obliviate.training.cache import ModelCache, TrainedModel, train_cached
+from obliviate.training.checkpoint import load_into, load_weights
 from obliviate.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def preflight(cfg: BenchConfig) -> list[str]:
     problems: list[str] = []
     methods: list[str] = []
     checks = [
-        lambda: DATASETS.get(cfg.dataset),
+        lambda: DATASETS.get(cfg.dataset) if cfg.data is None else None,
         lambda: parse_spec(cfg.forget),
         lambda: MODELS.get(cfg.model) if ":" not in cfg.model else None,
         lambda: cfg.recipe.resolve(cfg.dataset),
@@ -136,6 +137,10 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
     budget = Budget(**cfg.budget.model_dump())
     spec = ModelSpec(cfg.model, dict(cfg.model_options))
     cache = ModelCache(cfg.cache_dir, enabled=cfg.use_cache)
+    data_meta: dict[str, Any] | None = None
+    if bundle is None and cfg.data is not None:
+        user_data = cfg.data.load()  # the user's own files; their fitted schema goes into meta
+        bundle, data_meta = user_data.bundle, user_data.to_dict()
     if bundle is None:
         bundle = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     n_classes = bundle.n_classes
@@ -145,11 +150,17 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
         "n_classes": n_classes, "recipe": recipe.to_dict(), "methods": methods,
         "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": {},
     }
+    if data_meta is not None:
+        meta["data"] = data_meta
     for seed in cfg.seeds:
         split = split_forget(bundle.train, cfg.forget, seed=seed)
         seed_meta: dict[str, Any] = {"n_forget": len(split.forget), "n_retain": len(split.retain)}
-        original = train_cached(spec, bundle.train, recipe, seed=seed, n_classes=n_classes, cache=cache,
-                                progress=progress, device=cfg.device, description=f"original seed={seed}")
+        if cfg.model_weights:
+            original = load_original(spec, bundle.train.input_shape, n_classes, cfg.model_weights,
+                                     seed=seed, device=cfg.device)
+        else:
+            original = train_cached(spec, bundle.train, recipe, seed=seed, n_classes=n_classes, cache=cache,
+                                    progress=progress, device=cfg.device, description=f"original seed={seed}")
         seed_meta["original_cached"] = original.cached
         seed_meta["original_train_s"] = original.wall_s
 
@@ -196,6 +207,18 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
             log.info("seed %d %s: tow=%.4f", seed, name, records[-1]["tow"])
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return BenchResult(config=cfg.model_dump(), records=records, meta=meta)
+
+
+def load_original(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, path: str, *, seed: int,
+                  device: str) -> TrainedModel:
+    """The user's trained weights as the original model (no training, so its time is 0).
+
+    Only the original comes from the file: the retrain reference is trained from
+    scratch with the recipe, as it must be to be the gold standard.
+    """
+    model = build_model(spec, input_shape, n_classes, seed=seed)
+    load_into(model, load_weights(path), source=f"model weights {path}")
+    return TrainedModel(model.to(device).eval(), 0.0, False, f"weights:{path}", {"weights": path, "steps": 0})
 
 
 def machine_info() -> dict[str, Any]:

@@ -19,6 +19,14 @@ def bench(
     dataset: str | None = typer.Option(None, help="Dataset name (digits, mnist1d, mnist, fashion-mnist). [default: digits]"),
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with dataset files (or set OBLIVIATE_DATA)."),
     model: str | None = typer.Option(None, help="Model name (mlp, cnn) or package.module:factory. [default: mlp]"),
+    model_weights: str | None = typer.Option(None, "--model-weights", help="Your trained weights (.safetensors) as the original instead of training it; retrain is still trained from scratch with the recipe."),
+    data_path: str | None = typer.Option(None, "--data", help="Your own data instead of --dataset: a CSV/Parquet/NPZ file or an image folder (one subfolder per class)."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Label column of --data. [default: label]"),
+    id_column: str | None = typer.Option(None, "--id-column", help="Unique id column of --data. [default: the row number]"),
+    subject_column: str | None = typer.Option(None, "--subject-column", help="Column naming the person a row belongs to (for --forget subjects:ID)."),
+    test_data: str | None = typer.Option(None, "--test-data", help="A second file or folder with the held-out test examples."),
+    test_fraction: float | None = typer.Option(None, "--test-fraction", help="Else this seeded, stratified share of --data is held out. [default: 0.2]"),
+    categorical: str | None = typer.Option(None, "--categorical", help="Numeric-looking columns to one-hot encode, COL,COL (text columns always are)."),
     forget: str | None = typer.Option(None, help="Forget set: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,... [default: random:0.1]"),
     methods: str | None = typer.Option(None, help="Comma-separated method names, or 'all'. [default: all]"),
     seeds: int | None = typer.Option(None, help="Number of seeds (0..N-1). [default: 1]"),
@@ -42,7 +50,12 @@ def bench(
     setup_logging(verbose)
     data: dict[str, Any] = load_config_file(config) if config else {}
     flags = {"task": task, "split": split, "model_path": model_path, "dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
-             "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device}
+             "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device, "model_weights": model_weights}
+    if dataset is not None:
+        data.pop("data", None)  # a built-in named on the command line replaces the file's own data
+    apply_data_flags(data, {"path": data_path, "label_column": label_column, "id_column": id_column,
+                            "subject_column": subject_column, "test_path": test_data,
+                            "test_fraction": test_fraction, "categorical_columns": categorical})
     data.update({k: v for k, v in flags.items() if v is not None})
     if epochs is not None:
         data.setdefault("recipe", {})["epochs"] = epochs
@@ -61,3 +74,32 @@ def bench(
     paths = bench_task.write(result, cfg.out)
     typer.echo(bench_task.summary(result))
     typer.echo(f"Report: {paths['html']}\nResults: {paths['results']}")
+
+
+# data-section key -> the flag that sets it
+DATA_FLAGS = {"path": "--data", "label_column": "--label-column", "id_column": "--id-column",
+              "subject_column": "--subject-column", "test_path": "--test-data",
+              "test_fraction": "--test-fraction", "categorical_columns": "--categorical"}
+
+
+def apply_data_flags(cfg: dict[str, Any], flags: dict[str, Any]) -> None:
+    """Merge the --data family of flags into the config's ``data`` section (flags win)."""
+    from obliviate.bench.config import infer_data_kind
+    from obliviate.errors import ConfigError
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return
+    section = dict(cfg.get("data") or {})
+    if "path" in given:
+        kind = infer_data_kind(given["path"])
+        if section.get("kind", kind) != kind:
+            section = {}  # a folder on the command line replaces a table in the file, and back
+        section["kind"] = kind
+        cfg.pop("dataset", None)  # the file's built-in; --dataset with --data still clashes
+    elif not section:
+        names = ", ".join(DATA_FLAGS[k] for k in given)
+        raise ConfigError(f"{names} describe your own data; add --data FILE_OR_DIR "
+                          "(or a data section in the config file).")
+    section.update(given)
+    cfg["data"] = section

@@ -3,6 +3,8 @@
 from obliviate.data.builtin import DATASETS, load_dataset
 from obliviate.data.dataset import ArrayDataset, DataBundle
 from obliviate.data.forget import FORGET_SPECS, ForgetSplit, make_split, split_forget
+from obliviate.data.images import ImageFolderConfig, load_image_folder
+from obliviate.data.tabular import TabularConfig, TabularEncoder, TabularSchema, load_tabular
 
 __all__ = [
     "ArrayDataset",
@@ -10,7 +12,13 @@ __all__ = [
     "DATASETS",
     "FORGET_SPECS",
     "ForgetSplit",
+    "ImageFolderConfig",
+    "TabularConfig",
+    "TabularEncoder",
+    "TabularSchema",
     "load_dataset",
+    "load_image_folder",
+    "load_tabular",
     "make_split",
     "split_forget",
 ]

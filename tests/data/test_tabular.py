@@ -1,0 +1,203 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from obliviate.data import TabularConfig, TabularSchema, load_tabular, split_forget
+from obliviate.data.tabular import stratified_split
+from obliviate.errors import ConfigError, DataError, DatasetNotFoundError
+
+
+def people(n=60, seed=0):
+    """Mixed numeric and categorical columns, a row id, a person (subject) and a text label."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "row_id": [f"r{i:03d}" for i in range(n)],
+        "person": [f"p{i % 12}" for i in range(n)],
+        "age": rng.integers(18, 80, n),
+        "income": rng.normal(50_000, 9_000, n).round(2),
+        "plan": rng.choice(["basic", "plus", "pro"], n),
+        "region": rng.choice([1, 2, 3], n),  # numeric codes that mean categories
+        "churn": rng.choice(["no", "yes"], n),
+    })
+
+
+SCHEMA = dict(label_column="churn", id_column="row_id", subject_column="person", categorical_columns=["region"])
+
+
+@pytest.fixture
+def csv(tmp_path):
+    path = tmp_path / "people.csv"
+    people().to_csv(path, index=False)
+    return path
+
+
+def test_csv_parquet_and_npz_load_alike(tmp_path, csv):
+    frame = people()
+    frame.to_parquet(tmp_path / "people.parquet")
+    a = load_tabular(csv, **SCHEMA)
+    b = load_tabular(tmp_path / "people.parquet", **SCHEMA)
+    assert np.array_equal(a.bundle.train.x, b.bundle.train.x) and np.array_equal(a.bundle.test.ids, b.bundle.test.ids)
+    assert a.schema.classes == ["no", "yes"]
+    assert a.schema.encoder.feature_names_ == ["age", "income", "plan=basic", "plan=plus", "plan=pro",
+                                               "region=1", "region=2", "region=3"]
+    assert set(a.bundle.train.subjects) <= {f"p{i}" for i in range(12)}
+    assert len(a.bundle.train) + len(a.bundle.test) == 60 and not set(a.bundle.train.ids) & set(a.bundle.test.ids)
+
+    x = a.schema.encoder.transform(frame)
+    np.savez(tmp_path / "people.npz", x=x, y=(frame["churn"] == "yes").to_numpy().astype(int),
+             ids=frame["row_id"].to_numpy(dtype=str), subjects=frame["person"].to_numpy(dtype=str))
+    c = load_tabular(tmp_path / "people.npz")
+    assert c.bundle.train.input_shape == (8,) and c.schema.classes == ["0", "1"]
+    assert c.bundle.train.ids[0].startswith("r") and c.bundle.train.subjects[0].startswith("p")
+
+
+def test_standardisation_uses_training_rows_only(tmp_path, csv):
+    d = load_tabular(csv, **SCHEMA)
+    train_rows = people().set_index("row_id").loc[d.bundle.train.ids]
+    enc = d.schema.encoder
+    assert enc.means_["age"] == pytest.approx(train_rows["age"].mean())
+    assert enc.stds_["income"] == pytest.approx(train_rows["income"].std(ddof=0))
+    assert np.allclose(d.bundle.train.x[:, :2].mean(0), 0, atol=1e-5)
+    assert np.allclose(d.bundle.train.x[:, :2].std(0), 1, atol=1e-4)
+    # test rows are scaled with the training statistics, so their mean is not forced to 0
+    assert not np.allclose(d.bundle.test.x[:, :2].mean(0), 0, atol=1e-3)
+    everything = people()
+    assert enc.means_["age"] != pytest.approx(everything["age"].mean())
+
+
+def test_separate_test_file_and_schema_round_trip(tmp_path):
+    frame = people(80)
+    frame.iloc[:60].to_csv(tmp_path / "train.csv", index=False)
+    test = frame.iloc[60:].copy()
+    test.loc[test.index[0], "plan"] = "enterprise"  # a category training never saw
+    test.to_csv(tmp_path / "test.csv", index=False)
+    d = load_tabular(tmp_path / "train.csv", test_path=str(tmp_path / "test.csv"), **SCHEMA)
+    assert len(d.bundle.train) == 60 and len(d.bundle.test) == 20
+    assert d.schema.encoder.means_["age"] == pytest.approx(frame.iloc[:60]["age"].mean())
+    plan = [i for i, n in enumerate(d.schema.encoder.feature_names_) if n.startswith("plan=")]
+    assert d.bundle.test.x[0, plan].sum() == 0  # unseen category: all-zero one-hot
+    saved = TabularSchema.load(d.schema.save(tmp_path / "schema.json"))
+    again = saved.dataset(test, name="again")
+    assert np.array_equal(again.x, d.bundle.test.x) and np.array_equal(again.y, d.bundle.test.y)
+
+
+def test_default_ids_are_row_numbers_and_ordinal_encoding(csv):
+    d = load_tabular(csv, label_column="churn", feature_columns=["age", "plan"], encoding="ordinal")
+    assert sorted(map(int, np.concatenate([d.bundle.train.ids, d.bundle.test.ids]))) == list(range(60))
+    assert d.schema.encoder.feature_names_ == ["age", "plan"]
+    assert set(np.unique(d.bundle.train.x[:, 1])) <= {0.0, 1.0, 2.0}
+
+
+def test_integer_labels_kept_and_split_is_seeded_and_stratified(tmp_path):
+    frame = people(100).assign(churn=lambda f: (np.arange(len(f)) % 4 == 0).astype(int))
+    frame.to_csv(tmp_path / "ints.csv", index=False)
+    a = load_tabular(tmp_path / "ints.csv", label_column="churn", seed=3)
+    b = load_tabular(tmp_path / "ints.csv", label_column="churn", seed=3)
+    assert a.schema.classes == ["0", "1"] and np.array_equal(a.bundle.test.ids, b.bundle.test.ids)
+    assert a.bundle.test.y.mean() == pytest.approx(0.25)
+    assert not np.array_equal(load_tabular(tmp_path / "ints.csv", label_column="churn", seed=4).bundle.test.ids,
+                              a.bundle.test.ids)
+    tr, te = stratified_split(np.array([0, 0, 0, 0, 1]), 0.4, 0)
+    assert 4 not in te and len(te) == 2  # a class of one stays in training
+
+
+def test_forget_one_subject(csv):
+    d = load_tabular(csv, **SCHEMA)
+    split = split_forget(d.bundle.train, "subjects:p3")
+    assert set(split.forget.subjects) == {"p3"} and "p3" not in set(split.retain.subjects)
+
+
+# --- every bad input is a typed error naming the file, row or column ----------------------
+
+def test_malformed_csv(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,0\n3,4,5,6,7\n")
+    with pytest.raises(DataError, match=r"bad\.csv.*(fields|line)"):
+        load_tabular(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_tabular(empty)
+
+
+def test_not_parquet_and_missing_file_and_unknown_suffix(tmp_path):
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("not parquet at all")
+    with pytest.raises(DataError, match="fake.parquet.*Parquet"):
+        load_tabular(fake)
+    with pytest.raises(DatasetNotFoundError, match="nope.csv"):
+        load_tabular(tmp_path / "nope.csv")
+    (tmp_path / "data.xlsx").write_text("x")
+    with pytest.raises(ConfigError, match=r"\.csv"):
+        load_tabular(tmp_path / "data.xlsx")
+
+
+def test_npz_without_expected_arrays(tmp_path):
+    np.savez(tmp_path / "wrong.npz", features=np.zeros((3, 2)), y=np.zeros(3))
+    with pytest.raises(DataError, match=r"wrong\.npz lacks the array\(s\) x.*holds features, y"):
+        load_tabular(tmp_path / "wrong.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="junk.npz"):
+        load_tabular(tmp_path / "junk.npz")
+
+
+def test_missing_column_lists_available_and_nearest(csv):
+    with pytest.raises(ConfigError) as err:
+        load_tabular(csv, label_column="chrun", subject_column="persn")
+    msg = str(err.value)
+    assert "people.csv" in msg and "available: row_id, person, age" in msg
+    assert "did you mean 'churn'" in msg and "did you mean 'person'" in msg  # both problems at once
+
+
+def test_unmappable_label(tmp_path):
+    frame = people()
+    frame["churn"] = frame["churn"].astype(object)
+    frame.loc[7, "churn"] = None
+    frame.to_csv(tmp_path / "nanlabel.csv", index=False)
+    with pytest.raises(DataError, match=r"nanlabel\.csv.*'churn'.*row\(s\): 7"):
+        load_tabular(tmp_path / "nanlabel.csv", label_column="churn")
+    frame = people().assign(score=np.linspace(0, 1, 60))
+    frame.to_csv(tmp_path / "regression.csv", index=False)
+    with pytest.raises(DataError, match="row 1 .*not a class"):
+        load_tabular(tmp_path / "regression.csv", label_column="score")
+
+
+def test_unknown_label_in_test_file(tmp_path):
+    frame = people(80)
+    frame.iloc[:60].to_csv(tmp_path / "train.csv", index=False)
+    test = frame.iloc[60:].copy()
+    test.loc[test.index[2], "churn"] = "maybe"
+    test.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"test\.csv: label 'maybe' in row 2"):
+        load_tabular(tmp_path / "train.csv", test_path=str(tmp_path / "test.csv"), **SCHEMA)
+
+
+def test_nan_feature_names_file_column_rows_and_fix(tmp_path):
+    frame = people()
+    frame["income"] = frame["income"].astype(float)
+    frame.loc[[4, 9], "income"] = np.nan
+    frame.loc[2, "plan"] = None
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    with pytest.raises(DataError) as err:
+        load_tabular(tmp_path / "holes.csv", **SCHEMA)
+    msg = str(err.value)
+    assert "holes.csv" in msg and "'income'" in msg and "4, 9" in msg and "'plan'" in msg
+    assert "Impute" in msg and "drop" in msg
+
+
+def test_duplicate_ids_name_id_and_rows(tmp_path):
+    frame = people()
+    frame.loc[17, "row_id"] = "r005"
+    frame.to_csv(tmp_path / "dups.csv", index=False)
+    with pytest.raises(DataError, match=r"dups\.csv: id 'r005' occurs in rows 5, 17"):
+        load_tabular(tmp_path / "dups.csv", **SCHEMA)
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    from obliviate.config import validate
+
+    with pytest.raises(ConfigError, match="did you mean 'label_column'"):
+        validate(TabularConfig, {"path": "x.csv", "lable_column": "y"})
+    with pytest.raises(ConfigError, match="test_fraction"):
+        validate(TabularConfig, {"path": "x.csv", "test_fraction": 1.5})
+    assert TabularConfig(path="x.csv", categorical_columns="a, b").categorical_columns == ["a", "b"]
