@@ -1,0 +1,15 @@
+"""SISA training (Bourtoule et al. 2021): Sharded, Isolated, Sliced, Aggregated.
+
+Exact unlearning by construction: each example influences one shard's models from its
+slice on, so forgetting it retrains one shard from its last unaffected checkpoint, and
+the result equals, bit for bit, training that shard from scratch without it.
+"""
+
+from obliviate.engine.sisa.aggregate import AGGREGATORS
+from obliviate.engine.sisa.config import SisaConfig
+from obliviate.engine.sisa.model import ForgetReceipt, ForgetRequest, Sisa, verify_store_ledger
+from obliviate.engine.sisa.placement import PLACEMENTS
+from obliviate.engine.sisa.training import train_shard_reference
+
+__all__ = ["AGGREGATORS", "PLACEMENTS", "ForgetReceipt", "ForgetRequest", "Sisa", "SisaConfig",
+           "train_shard_reference", "verify_store_ledger"]

@@ -1,0 +1,585 @@
+"""A SISA ensemble backed by a store and a request ledger.
+
+``Sisa(config, store=DIR).fit(data)`` trains S shard models (R slice checkpoints each)
+and publishes model version 1. ``Sisa.open(DIR)`` opens it again. ``forget`` records a
+request durably in the ledger, retrains only the affected shards from their last
+unaffected slice, publishes the next version with one atomic pointer switch, and returns
+a :class:`ForgetReceipt`. Requests that a crash interrupted are applied, exactly once,
+by the next writer (``forget``, ``forget_many`` or ``recover``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from obliviate.data.dataset import ArrayDataset
+from obliviate.engine.executor import Executor, make_executor
+from obliviate.engine.ledger import Ledger, LedgerRequest, VerifyReport, derive_request_id, utc_now
+from obliviate.engine.sisa.aggregate import AGGREGATORS
+from obliviate.engine.sisa.config import SisaConfig
+from obliviate.engine.sisa.training import (
+    ShardJob,
+    ShardResult,
+    derive_seed,
+    key_base,
+    live_rows,
+    place,
+    run_shard_job,
+    slice_keys,
+)
+from obliviate.engine.store import ModelStore
+from obliviate.errors import CheckpointError, ConfigError, DataError, ForgetSetError, LedgerError
+from obliviate.models.zoo import build_model
+from obliviate.progress import NullProgress, Progress
+from obliviate.training.checkpoint import atomic_write_json, load_into
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = "obliviate-sisa-store-v1"
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """One erasure request: example ids and/or a subject, with an optional reason and id."""
+
+    ids: Sequence[str] = ()
+    subject: str | None = None
+    reason: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ForgetReceipt:
+    """What happened to a request; ``duplicate`` is True when it had been submitted before."""
+
+    request_id: str
+    status: str
+    subject: str | None
+    example_ids: list[str]
+    reason: str | None
+    received_at: str
+    model_version_before: int | None
+    model_version_after: int | None
+    shards_retrained: list[int] = field(default_factory=list)
+    slices_replayed: int = 0
+    slices_reused: int = 0
+    work_fraction: float = 0.0
+    seconds: float = 0.0
+    batch: list[str] = field(default_factory=list)
+    error: str | None = None
+    duplicate: bool = False
+
+    @classmethod
+    def from_ledger(cls, req: LedgerRequest, *, duplicate: bool = False) -> ForgetReceipt:
+        res = req.result or {}
+        return cls(request_id=req.request_id, status=req.status, subject=req.subject,
+                   example_ids=list(req.example_ids), reason=req.reason, received_at=req.received_at,
+                   model_version_before=req.version_before, model_version_after=req.version_after,
+                   shards_retrained=list(res.get("shards_retrained", [])),
+                   slices_replayed=int(res.get("slices_replayed", 0)), slices_reused=int(res.get("slices_reused", 0)),
+                   work_fraction=float(res.get("work_fraction", 0.0)),
+                   seconds=float((req.timings or {}).get("seconds", 0.0)), batch=list(res.get("batch", [])),
+                   error=req.error, duplicate=duplicate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _ShardPlan:
+    shard: int
+    rows: np.ndarray
+    prefix: list[int]
+    keys: list[str]
+    start: int
+    start_sha256: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.start < len(self.keys)
+
+
+class Sisa:
+    """A SISA ensemble stored in ``store``.
+
+    Args:
+        config: the SISA configuration (only for ``fit``; ``open`` reads it from the store).
+        store: the store folder.
+        executor: ``serial``, ``process``, ``ray`` or an :class:`Executor`; shard jobs run on it.
+        executor_options: keyword options of the executor (e.g. ``max_workers``).
+        progress: progress callback.
+    """
+
+    def __init__(self, config: SisaConfig | None = None, *, store: str | os.PathLike[str],
+                 executor: str | Executor = "serial", executor_options: dict[str, Any] | None = None,
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.executor = executor
+        self.executor_options = executor_options
+        self.progress = progress
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> None:
+        self.files_ = ModelStore(self.store)
+        self.executor_ = make_executor(self.executor, **(self.executor_options or {}))
+        self.progress_ = self.progress or NullProgress()
+        self._models: tuple[int, list[torch.nn.Module], np.ndarray] | None = None
+
+    def fit(self, data: ArrayDataset, *, source: dict[str, Any] | None = None) -> Sisa:
+        """Train every shard and publish model version 1. Returns ``self``.
+
+        ``source`` (e.g. ``{"dataset": "digits", "data_dir": None}``) records how to load
+        ``data`` again, so the store can be opened without passing the data. Re-running
+        ``fit`` on a store whose training was interrupted resumes it (same config and data).
+        """
+        config = self.config or SisaConfig()
+        if not isinstance(data, ArrayDataset):
+            raise DataError(f"Sisa.fit needs an ArrayDataset; got {type(data).__name__}.")
+        if len(data) < config.shards:
+            raise ConfigError(f"The 'shards' parameter of SisaConfig must be at most the number of training "
+                              f"examples ({len(data)}); got {config.shards} instead.")
+        self._setup()
+        files = self.files_
+        doc = {"format": STORE_FORMAT, "config": config.to_dict(), "source": source,
+               "data": {"name": data.name, "fingerprint": data.fingerprint, "n": len(data),
+                        "input_shape": list(data.input_shape), "n_classes": data.n_classes},
+               "torch": torch.__version__}
+        with files.lock():
+            if files.exists():
+                old = files.read_config()
+                if files.current_version() is not None:
+                    raise ConfigError(f"{files.root} already holds a trained SISA model. Open it with Sisa.open, "
+                                      "or train into a new folder.")
+                if old.get("config") != doc["config"] or old.get("data") != doc["data"]:
+                    raise ConfigError(f"{files.root} holds an interrupted training with a different configuration "
+                                      "or data; train into a new folder.")
+                log.info("resuming the interrupted training in %s", files.root)
+            else:
+                files.root.mkdir(parents=True, exist_ok=True)
+                if any(p.name != ".lock" for p in files.root.iterdir()):
+                    raise ConfigError(f"{files.root} is not empty; train a SISA store into a new or empty folder.")
+            self.config_ = config
+            self.data_ = data
+            self.source_ = source
+            self.base_ = key_base(config, fingerprint=data.fingerprint, input_shape=data.input_shape,
+                                  n_classes=data.n_classes)
+            assignment = place(data, config)
+            self.assignment_ = assignment
+            if not files.exists():
+                atomic_write_json(files.root / "assignment.json",
+                                  {"shards": [[data.ids[s].tolist() for s in shard] for shard in assignment]})
+                files.write_config(doc)
+            self.ledger_ = Ledger(files.ledger_path)
+            t0 = time.perf_counter()
+            forgotten = np.zeros(len(data), dtype=bool)
+            plans = [self._shard_plan(k, forgotten, None) for k in range(config.shards)]
+            results = self.executor_.map(run_shard_job, [self._job(p) for p in plans], progress=self.progress_,
+                                         description="train shards")
+            shards = [self._shard_doc(p, res, None) for p, res in zip(plans, results)]
+            seconds = time.perf_counter() - t0
+            version = {"version": 1, "parent": None, "created_at": utc_now(), "requests": [], "forgotten": [],
+                       "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": None}
+            files.publish(version)
+            self.ledger_.record("trained", {"version": 1, "config": config.to_dict(),
+                                            "data_fingerprint": data.fingerprint, "seconds": seconds,
+                                            "checkpoints": [[s["key"] for s in sh["slices"]] for sh in shards]})
+            self._gc(version)
+        return self
+
+    @classmethod
+    def open(cls, store: str | os.PathLike[str], *, data: ArrayDataset | None = None,
+             executor: str | Executor = "serial", executor_options: dict[str, Any] | None = None,
+             progress: Progress | None = None) -> Sisa:
+        """Open a trained store. ``data`` is needed only if the store does not record its source."""
+        self = cls(None, store=store, executor=executor, executor_options=executor_options, progress=progress)
+        self._setup()
+        files = self.files_
+        doc = files.read_config()
+        if doc.get("format") != STORE_FORMAT:
+            raise ConfigError(f"{files.config_path} is not a SISA store (format {doc.get('format')!r}).")
+        if files.current_version() is None:
+            raise ConfigError(f"{files.root} has no trained model yet (its training was interrupted). "
+                              "Run the same `sisa train` again to resume it.")
+        self.config_ = SisaConfig.from_dict(doc["config"])
+        self.source_ = doc.get("source")
+        self._data_doc = doc["data"]
+        self._data = data
+        self.ledger_ = Ledger(files.ledger_path)
+        return self
+
+    @property
+    def data_(self) -> ArrayDataset:
+        """The training data (loaded from the recorded source on first use, then checked)."""
+        data = self.__dict__.get("_data")
+        if data is None:
+            src = self.__dict__.get("source_")
+            if not src or not src.get("dataset"):
+                raise ConfigError(f"The store {self.files_.root} does not record where its training data comes "
+                                  "from; pass it: Sisa.open(store, data=...).")
+            from obliviate.data import load_dataset
+
+            data = load_dataset(src["dataset"], data_dir=src.get("data_dir")).train
+        if data.fingerprint != self._data_doc["fingerprint"]:
+            raise DataError(f"The training data given for {self.files_.root} is not the data it was trained on "
+                            f"(fingerprint {data.fingerprint[:12]}... != {self._data_doc['fingerprint'][:12]}...).")
+        self._data = data
+        return data
+
+    @data_.setter
+    def data_(self, value: ArrayDataset) -> None:
+        self._data = value
+        self._data_doc = {"fingerprint": value.fingerprint}
+
+    def _ensure_state(self) -> None:
+        """Load what forgetting needs: data, assignment, key base."""
+        if "assignment_" in self.__dict__:
+            return
+        data = self.data_
+        raw = self.files_.read_json(self.files_.root / "assignment.json", "shard assignment")["shards"]
+        self.assignment_ = [[data.positions(ids) if ids else np.zeros(0, dtype=np.int64) for ids in shard]
+                            for shard in raw]
+        self.base_ = key_base(self.config_, fingerprint=data.fingerprint, input_shape=data.input_shape,
+                              n_classes=data.n_classes)
+
+    def assignment(self) -> list[list[list[str]]]:
+        """The example ids of every shard's slices, as placed at training (forgotten ones included)."""
+        self._ensure_state()
+        return [[self.data_.ids[s].tolist() for s in shard] for shard in self.assignment_]
+
+    def close(self) -> None:
+        """Close the ledger and the executor."""
+        if "ledger_" in self.__dict__:
+            self.ledger_.close()
+        if "executor_" in self.__dict__ and not isinstance(self.executor, Executor):
+            self.executor_.close()
+
+    def __enter__(self) -> Sisa:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ versions
+    def current(self) -> dict[str, Any]:
+        """The served model version's document."""
+        version = self.files_.current_version()
+        if version is None:
+            raise ConfigError(f"{self.files_.root} has no trained model.")
+        return self.files_.read_version(version)
+
+    @property
+    def version_(self) -> int:
+        return int(self.current()["version"])
+
+    # ------------------------------------------------------------------ jobs
+    def _shard_plan(self, shard: int, forgotten: np.ndarray, previous: dict[str, Any] | None) -> _ShardPlan:
+        """Live rows, slice keys and the first slice whose key changed (= where retraining starts)."""
+        rows, prefix = live_rows(self.assignment_[shard], forgotten)
+        keys = slice_keys(self.base_, shard, self.data_.ids[rows].tolist(), prefix)
+        old = [] if previous is None else previous["slices"]
+        start = 0
+        while start < len(keys) and start < len(old) and keys[start] == old[start]["key"]:
+            start += 1
+        return _ShardPlan(shard, rows, prefix, keys, start, old[start - 1]["sha256"] if start > 0 else None)
+
+    def _job(self, plan: _ShardPlan) -> ShardJob:
+        data, cfg = self.data_, self.config_
+        return ShardJob(shard=plan.shard, root=str(self.files_.root), model=cfg.model.to_dict(),
+                        input_shape=tuple(data.input_shape), n_classes=data.n_classes, recipe=cfg.recipe.to_dict(),
+                        epochs=cfg.epochs_per_slice, seed=cfg.seed, threads=cfg.threads,
+                        x=data.x[plan.rows], y=data.y[plan.rows], ids=data.ids[plan.rows], prefix=plan.prefix,
+                        keys=plan.keys, start=plan.start, start_sha256=plan.start_sha256)
+
+    @staticmethod
+    def _shard_doc(plan: _ShardPlan, res: ShardResult, previous: dict[str, Any] | None) -> dict[str, Any]:
+        slices = [] if previous is None else [dict(s) for s in previous["slices"][: plan.start]]
+        slices += [{"key": s["key"], "sha256": s["sha256"], "n": s["n"], "epochs": s["epochs"]} for s in res.slices]
+        return {"n": plan.prefix[-1] if plan.prefix else 0, "slices": slices}
+
+    # ------------------------------------------------------------------ forgetting
+    def _resolve(self, req: ForgetRequest) -> list[str]:
+        data = self.data_
+        ids = [str(i) for i in req.ids]
+        if req.subject is not None and not ids:
+            if data.subjects is None:
+                raise ForgetSetError("This store's data has no subjects, so a request by subject alone cannot be "
+                                     "resolved; give the example ids.")
+            ids = data.ids[data.subjects == str(req.subject)].tolist()
+            if not ids:
+                raise ForgetSetError(f"No training example belongs to subject {req.subject!r}.")
+        if not ids:
+            raise ForgetSetError("A forget request needs example ids or a subject; got neither.")
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ForgetSetError(f"The request lists these ids more than once: {', '.join(dup[:5])}.")
+        data.positions(ids)  # unknown ids -> ForgetSetError naming them
+        return ids
+
+    def submit(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
+               request_id: str | None = None) -> ForgetReceipt:
+        """Validate and durably record a request without applying it (status ``received``)."""
+        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=False)[0]
+
+    def forget(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
+               request_id: str | None = None) -> ForgetReceipt:
+        """Forget examples (or all of a subject's): record, retrain affected shards, publish.
+
+        Re-submitting a request (same ``request_id``, or the same subject, ids and reason)
+        returns its receipt with ``duplicate=True`` and changes nothing.
+        """
+        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=True)[0]
+
+    def forget_many(self, requests: Sequence[ForgetRequest]) -> list[ForgetReceipt]:
+        """Record several requests, then apply them together: each affected shard is
+        retrained once, from the earliest slice any of them touches."""
+        return self._submit_all(list(requests), apply=True)
+
+    def recover(self) -> list[ForgetReceipt]:
+        """Apply every request that was recorded but not applied (e.g. after a crash)."""
+        with self.files_.lock():
+            self._check_ledger()
+            receipts = self._apply_pending()
+            self._gc(self.current())  # a writer killed after publishing leaves old checkpoints behind
+            return receipts
+
+    def _check_ledger(self) -> None:
+        check_ledger(self.ledger_, self.current())
+
+    def _submit_all(self, requests: list[ForgetRequest], *, apply: bool) -> list[ForgetReceipt]:
+        with self.files_.lock():
+            self._check_ledger()
+            self._ensure_state()
+            cur = self.current()
+            forgotten = set(cur["forgotten"])
+            pending_ids = {i: r.request_id for r in self.ledger_.pending() for i in r.example_ids}
+            plans: list[tuple[str, ForgetRequest, list[str] | None]] = []
+            claimed: dict[str, str] = {}
+            for req in requests:
+                existing = self.ledger_.get(req.request_id) if req.request_id else None
+                if existing is None and not req.request_id:
+                    ids = self._resolve(req)
+                    existing = self.ledger_.get(derive_request_id(req.subject, ids, req.reason))
+                if existing is not None:
+                    if req.ids and sorted(map(str, req.ids)) != sorted(existing.example_ids) or (
+                            req.subject is not None and req.subject != existing.subject):
+                        raise ForgetSetError(f"Request id {existing.request_id!r} was already used for a different "
+                                             "request (other ids or subject); nothing was changed. Use a new id.")
+                    plans.append((existing.request_id, req, None))
+                    continue
+                ids = self._resolve(req)
+                gone = sorted(set(ids) & forgotten)
+                if gone:
+                    raise ForgetSetError(f"{len(gone)} id(s) were already forgotten (first: {', '.join(gone[:5])}); "
+                                         "nothing was changed. Drop them from the request.")
+                busy = sorted(i for i in ids if i in pending_ids or i in claimed)
+                if busy:
+                    other = pending_ids.get(busy[0]) or claimed.get(busy[0])
+                    raise ForgetSetError(f"{len(busy)} id(s) are already in request {other!r}, which is not applied "
+                                         f"yet (first: {', '.join(busy[:5])}); nothing was changed.")
+                rid = req.request_id or derive_request_id(req.subject, ids, req.reason)
+                claimed.update({i: rid for i in ids})
+                plans.append((rid, req, ids))
+            new_ids = set(claimed)
+            if new_ids:
+                if len(forgotten | new_ids | set(pending_ids)) >= len(self.data_):
+                    raise ForgetSetError("These requests would forget every training example; nothing was changed.")
+                self._check_start_checkpoints(cur, forgotten | new_ids | set(pending_ids))
+            created: set[str] = set()
+            for rid, req, ids in plans:
+                if ids is not None:
+                    _, was_new = self.ledger_.submit(example_ids=ids, subject=req.subject, reason=req.reason,
+                                                     request_id=rid)
+                    if was_new:
+                        created.add(rid)
+            if apply:
+                wanted = {rid for rid, _, _ in plans}
+                if any(self.ledger_.get(rid).status != "applied" for rid in wanted):  # type: ignore[union-attr]
+                    self._apply_pending(retry=wanted)
+            return [ForgetReceipt.from_ledger(self.ledger_.get(rid), duplicate=rid not in created)  # type: ignore[arg-type]
+                    for rid, _, _ in plans]
+
+    def _plan(self, cur: dict[str, Any], forgotten_ids: set[str]) -> list[_ShardPlan]:
+        """For every shard, what it takes to bring it up to date with ``forgotten_ids``."""
+        mask = np.zeros(len(self.data_), dtype=bool)
+        if forgotten_ids:
+            mask[self.data_.positions(sorted(forgotten_ids))] = True
+        return [self._shard_plan(k, mask, cur["shards"][k]) for k in range(self.config_.shards)]
+
+    def _check_start_checkpoints(self, cur: dict[str, Any], forgotten_ids: set[str]) -> None:
+        """Refuse before recording anything if a checkpoint a retrain starts from is corrupt."""
+        for plan in self._plan(cur, forgotten_ids):
+            if plan.changed and plan.start > 0:
+                self.files_.check_checkpoint(plan.keys[plan.start - 1], plan.start_sha256 or "")
+
+    def _apply_pending(self, retry: set[str] | None = None) -> list[ForgetReceipt]:
+        """Apply all received/interrupted requests (and failed ones named in ``retry``) as one batch."""
+        self._ensure_state()
+        cur = self.current()
+        todo = self.ledger_.pending()
+        if retry:
+            todo += [r for r in self.ledger_.requests(status="failed") if r.request_id in retry]
+        if not todo:
+            return []
+        done_in_current = [r for r in todo if r.request_id in set(cur["requests"])]
+        for req in done_in_current:
+            # Published before a crash, not yet marked: record it, do not apply it again.
+            log.info("request %s is already in model version %d; recording it as applied", req.request_id,
+                     cur["version"])
+            self.ledger_.mark_applied(req.request_id, **_applied_fields(cur))
+        todo = [r for r in todo if r.request_id not in set(cur["requests"])]
+        if not todo:
+            return [ForgetReceipt.from_ledger(self.ledger_.get(r.request_id)) for r in done_in_current]  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        for req in todo:
+            self.ledger_.mark_applying(req.request_id, version_before=cur["version"])
+        forgotten = set(cur["forgotten"]) | {i for r in todo for i in r.example_ids}
+        try:
+            plan = self._plan(cur, forgotten)
+            jobs = [self._job(p) for p in plan if p.changed]
+            results = {res.shard: res for res in self.executor_.map(
+                run_shard_job, jobs, progress=self.progress_, description="retrain shards")}
+        except Exception as exc:
+            for req in todo:
+                self.ledger_.mark_failed(req.request_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+        shards = [self._shard_doc(p, results[p.shard], cur["shards"][p.shard]) if p.changed
+                  else cur["shards"][p.shard] for p in plan]
+        replayed = [s for r in results.values() for s in r.slices]
+        full = len(self.data_) * self.config_.recipe.epochs
+        seconds = time.perf_counter() - t0
+        batch = {
+            "requests": [r.request_id for r in todo],
+            "shards_retrained": sorted(results),
+            "slices_replayed": sum(not s["reused"] for s in replayed),
+            "slices_reused": sum(bool(s["reused"]) for s in replayed),
+            "work_fraction": sum(s["n"] * s["epochs"] for s in replayed if not s["reused"]) / max(1, full),
+            "seconds": seconds,
+            "shard_seconds": {str(k): r.wall_s for k, r in results.items()},
+        }
+        version = {"version": cur["version"] + 1, "parent": cur["version"], "created_at": utc_now(),
+                   "requests": cur["requests"] + batch["requests"], "forgotten": sorted(forgotten),
+                   "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": batch}
+        self.files_.publish(version)
+        self._models = None
+        for req in todo:
+            self.ledger_.mark_applied(req.request_id, **_applied_fields(version))
+        self._gc(version)
+        log.info("published model version %d (%d request(s), shards %s, %.2fs)", version["version"], len(todo),
+                 batch["shards_retrained"], seconds)
+        return [ForgetReceipt.from_ledger(self.ledger_.get(r.request_id))  # type: ignore[arg-type]
+                for r in [*done_in_current, *todo]]
+
+    def _gc(self, version: dict[str, Any]) -> None:
+        """Delete checkpoints the served version does not use: they may hold forgotten data."""
+        keep = {s["key"] for sh in version["shards"] for s in sh["slices"]}
+        removed = self.files_.remove_checkpoints(self.files_.checkpoint_keys() - keep)
+        if removed:
+            log.info("removed %d checkpoint(s) not used by version %d", removed, version["version"])
+
+    # ------------------------------------------------------------------ prediction
+    def _load_models(self) -> tuple[int, list[torch.nn.Module], np.ndarray]:
+        for _ in range(3):  # a writer may switch versions and collect old checkpoints meanwhile
+            cur = self.current()
+            if self._models is not None and self._models[0] == cur["version"]:
+                return self._models
+            doc = self.files_.read_config()["data"]
+            models, sizes = [], []
+            try:
+                for k, shard in enumerate(cur["shards"]):
+                    if shard["n"] == 0 or not shard["slices"]:
+                        continue  # every example of this shard was forgotten: no model
+                    last = shard["slices"][-1]
+                    model = build_model(self.config_.model, doc["input_shape"], doc["n_classes"],
+                                        seed=derive_seed(self.config_.seed, k))
+                    load_into(model, self.files_.load_checkpoint(last["key"], last["sha256"]),
+                              source=f"shard {k} checkpoint")
+                    models.append(model.eval())
+                    sizes.append(shard["n"])
+            except CheckpointError:
+                if self.files_.current_version() != cur["version"]:
+                    continue
+                raise
+            self._models = (cur["version"], models, np.asarray(sizes, dtype=np.float64))
+            return self._models
+        raise CheckpointError(f"The model in {self.files_.root} kept changing while it was being loaded; retry.")
+
+    def predict_proba(self, x: np.ndarray | torch.Tensor, *, batch_size: int = 4096) -> np.ndarray:
+        """Aggregated class scores (rows sum to 1) from the served model version."""
+        _, models, sizes = self._load_models()
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        probs = np.zeros((len(models), len(xt), int(self.files_.read_config()["data"]["n_classes"])))
+        with torch.no_grad():
+            for i, m in enumerate(models):
+                for s in range(0, len(xt), batch_size):
+                    probs[i, s : s + batch_size] = torch.softmax(m(xt[s : s + batch_size]).double(), dim=1).numpy()
+        return AGGREGATORS.get(self.config_.aggregation)(probs, sizes)
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self.predict_proba(x).argmax(axis=1)
+
+    def score(self, data: ArrayDataset) -> float:
+        """Accuracy on ``data``."""
+        return float((self.predict(data.x) == data.y).mean()) if len(data) else float("nan")
+
+    def shard_weights(self, shard: int) -> dict[str, torch.Tensor]:
+        """Final (slice R) weights of one shard in the served version."""
+        last = self.current()["shards"][shard]["slices"][-1]
+        return self.files_.load_checkpoint(last["key"], last["sha256"])
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        cur = self.current()
+        counts: dict[str, int] = {}
+        for r in self.ledger_.requests():
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return {"store": str(self.files_.root), "model_version": cur["version"], "created_at": cur["created_at"],
+                "config": self.config_.to_dict(), "source": self.source_,
+                "shard_sizes": [s["n"] for s in cur["shards"]], "forgotten": len(cur["forgotten"]),
+                "requests": counts, "pending": [r.request_id for r in self.ledger_.pending()],
+                "ideal_speedup": self.config_.ideal_speedup()}
+
+
+def check_ledger(ledger: Ledger, version: dict[str, Any] | None) -> VerifyReport:
+    """Verify the ledger's chain and that it still holds the entry ``version`` was published after
+    (a chain alone cannot show that its tail was cut off). Raises :class:`LedgerError`."""
+    report = ledger.verify()
+    version = version or {}
+    seq, head = version.get("ledger_head") or (0, None)
+    if seq and ledger.hash_at(seq) != head:
+        raise LedgerError(f"The ledger {ledger.path} does not contain entry #{seq}, which model version "
+                          f"{version.get('version')} was published after: the ledger was truncated or replaced. "
+                          "Restore it from a backup.")
+    return report
+
+
+def verify_store_ledger(store: str | os.PathLike[str]) -> VerifyReport:
+    """``obliviate ledger verify``: check a store's ledger without loading its data or models."""
+    files = ModelStore(store)
+    if not files.ledger_path.is_file():
+        raise LedgerError(f"No ledger at {files.ledger_path}. Is {files.root} a store made by `obliviate sisa train`?")
+    version = files.current_version()
+    with Ledger(files.ledger_path) as ledger:
+        return check_ledger(ledger, None if version is None else files.read_version(version))
+
+
+def _applied_fields(version: dict[str, Any]) -> dict[str, Any]:
+    batch = version["batch"] or {}
+    return {"version_after": version["version"],
+            "checkpoints": {str(k): [s["key"] for s in sh["slices"]] for k, sh in enumerate(version["shards"])
+                            if k in set(batch.get("shards_retrained", []))},
+            "timings": {"seconds": batch.get("seconds", 0.0), "shard_seconds": batch.get("shard_seconds", {})},
+            "result": {key: batch.get(key) for key in ("shards_retrained", "slices_replayed", "slices_reused",
+                                                       "work_fraction")} | {"batch": batch.get("requests", [])}}
+
+
+__all__ = ["ForgetReceipt", "ForgetRequest", "Sisa", "check_ledger", "verify_store_ledger"]
