@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from obliviate.cli.bench import bench
+from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
+from obliviate.cli.sisa import sisa_app
 
 app = typer.Typer(
     name="obliviate",
@@ -16,6 +18,8 @@ app = typer.Typer(
 )
 app.command("bench")(bench)
 app.command("methods")(methods)
+app.add_typer(sisa_app, name="sisa")
+app.add_typer(ledger_app, name="ledger")
 
 
 def main() -> None:
