@@ -38,8 +38,13 @@ def main() -> int:
     ap.add_argument("--results", default="benchmarks/results/classifier.md")
     ap.add_argument("--cache-dir", default=None, help="reuse trained models from here (default: a fresh temp dir)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="obliviate-bench-")
     cfg = BenchConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, forget=args.forget,
@@ -60,7 +65,8 @@ def main() -> int:
         f"### {args.dataset}, {args.model}, forget `{args.forget}`, {args.seeds} seeds",
         "",
         f"- command: `.venv/bin/python benchmarks/bench_classifier.py --dataset {args.dataset} --model {args.model} "
-        f"--forget {args.forget} --seeds {args.seeds}`",
+        f"--forget {args.forget} --methods {args.methods} --seeds {args.seeds}"
+        + (f" --threads {args.threads}" if args.threads else "") + "`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; total wall time {wall / 60:.1f} min",
         f"- machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, torch {m['machine']['torch']} "
         f"({m['machine']['torch_threads']} threads); load average before/after: "

@@ -205,12 +205,23 @@ def optimizer_for(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
                           weight_decay=getattr(cfg, "weight_decay", 0.0))
 
 
+def planned_steps(task: UnlearningTask, data: Any, epochs: float, batch_size: int) -> int:
+    """How many steps :func:`epoch_loop` will take over ``data`` (before any budget cap)."""
+    per_epoch = max(1, (task.objective.size(data) + batch_size - 1) // batch_size)
+    return max(1, int(round(epochs * per_epoch)))
+
+
+def scheduler_for(opt: torch.optim.Optimizer, cfg: Any, total_steps: int) -> Any:
+    """The learning-rate schedule a config asks for (``schedule``: constant or cosine)."""
+    from obliviate.training.recipe import make_scheduler
+
+    return make_scheduler(opt, getattr(cfg, "schedule", "constant"), total_steps)
+
+
 def epoch_loop(task: UnlearningTask, data: Any, epochs: float, batch_size: int, ctl: StepBudget,
                progress: Progress, description: str, *, seed_tag: int) -> Iterator[Any]:
     """Yield minibatches of ``data`` for ``epochs`` passes (fractional allowed), honouring the budget."""
-    n = task.objective.size(data)
-    per_epoch = max(1, (n + batch_size - 1) // batch_size)
-    total = max(1, int(round(epochs * per_epoch)))
+    total = planned_steps(task, data, epochs, batch_size)
     gen = seeded_generator(task.seed, seed_tag)
     done = 0
     with progress.task(description, total=total) as bar:
