@@ -118,6 +118,7 @@ def test_sigkill_mid_retrain_keeps_old_model_and_resumes_exactly_once(trained, t
         assert receipt.slices_reused >= 1 and receipt.slices_reused + receipt.slices_replayed == 3
         assert receipt.shards_retrained == [0]
         assert s.recover() == [] and s.version_ == 2
+        assert not list(root.rglob(".*.tmp"))
         again = s.forget([victim], reason="crash test", request_id="crash-1")
         assert again.duplicate and s.version_ == 2
 

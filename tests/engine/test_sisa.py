@@ -167,6 +167,12 @@ def test_submit_then_recover_applies_once(sisa):
     assert sisa.ledger_.get(r.request_id).attempts == 1
 
 
+def test_a_version_left_unswitched_by_a_crash_is_replaced(sisa):
+    (sisa.files_.root / "versions" / "2.json").write_text('{"version": 2, "half": "written"}')
+    assert sisa.forget(["train-3"]).model_version_after == 2
+    assert "half" not in sisa.current() and sisa.current()["forgotten"] == ["train-3"]
+
+
 def test_forget_removes_checkpoints_holding_the_data(sisa):
     gone = _slice_of(sisa, 1, 0)[0]
     old_keys = {s["key"] for s in sisa.current()["shards"][1]["slices"]}

@@ -138,6 +138,16 @@ class ModelStore:
                     n += path.suffix == ".safetensors"
         return n
 
+    def remove_temp_files(self) -> int:
+        """Delete half-written temporary files a killed writer left (call under the lock)."""
+        n = 0
+        for folder in (self.root, self.root / "checkpoints", self.root / "versions"):
+            for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    n += 1
+        return n
+
     # -- versions ---------------------------------------------------------
     def current_version(self) -> int | None:
         if not self.current_path.is_file():
@@ -150,8 +160,11 @@ class ModelStore:
     def publish(self, doc: dict[str, Any]) -> None:
         """Write version ``doc['version']`` and then point ``current.json`` at it (atomic switch)."""
         version = int(doc["version"])
-        if self.version_path(version).exists():
-            raise ConfigError(f"Model version {version} already exists in {self.root}; versions are immutable.")
+        served = self.current_version()
+        if served is not None and served >= version:
+            raise ConfigError(f"Model version {version} was already published in {self.root}; versions are immutable.")
+        # A version file newer than the pointer is left by a writer killed before its switch;
+        # it was never served, so it is replaced.
         atomic_write_json(self.version_path(version), doc)
         atomic_write_json(self.current_path, {"version": version})
         _fsync_dir(self.root)

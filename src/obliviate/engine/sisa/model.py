@@ -482,6 +482,7 @@ class Sisa:
     def _gc(self, version: dict[str, Any]) -> None:
         """Delete checkpoints the served version does not use: they may hold forgotten data."""
         keep = {s["key"] for sh in version["shards"] for s in sh["slices"]}
+        self.files_.remove_temp_files()
         removed = self.files_.remove_checkpoints(self.files_.checkpoint_keys() - keep)
         if removed:
             log.info("removed %d checkpoint(s) not used by version %d", removed, version["version"])
@@ -513,8 +514,9 @@ class Sisa:
             return self._models
         raise CheckpointError(f"The model in {self.files_.root} kept changing while it was being loaded; retry.")
 
-    def predict_proba(self, x: np.ndarray | torch.Tensor, *, batch_size: int = 4096) -> np.ndarray:
-        """Aggregated class scores (rows sum to 1) from the served model version."""
+    def shard_probabilities(self, x: np.ndarray | torch.Tensor, *,
+                            batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax outputs of every shard model that holds data, ``(K, n, C)``, and their sizes ``(K,)``."""
         _, models, sizes = self._load_models()
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
         probs = np.zeros((len(models), len(xt), int(self.files_.read_config()["data"]["n_classes"])))
@@ -522,6 +524,11 @@ class Sisa:
             for i, m in enumerate(models):
                 for s in range(0, len(xt), batch_size):
                     probs[i, s : s + batch_size] = torch.softmax(m(xt[s : s + batch_size]).double(), dim=1).numpy()
+        return probs, sizes
+
+    def predict_proba(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Aggregated class scores (rows sum to 1) from the served model version."""
+        probs, sizes = self.shard_probabilities(x)
         return AGGREGATORS.get(self.config_.aggregation)(probs, sizes)
 
     def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
