@@ -175,6 +175,7 @@ class Sisa:
                                   n_classes=data.n_classes)
             assignment = place(data, config)
             self.assignment_ = assignment
+            self._index_shards()
             if not files.exists():
                 atomic_write_json(files.root / "assignment.json",
                                   {"shards": [[data.ids[s].tolist() for s in shard] for shard in assignment]})
@@ -250,6 +251,13 @@ class Sisa:
                             for shard in raw]
         self.base_ = key_base(self.config_, fingerprint=data.fingerprint, input_shape=data.input_shape,
                               n_classes=data.n_classes)
+        self._index_shards()
+
+    def _index_shards(self) -> None:
+        self._shard_of_row = np.full(len(self.data_), -1, dtype=np.int64)
+        for k, shard in enumerate(self.assignment_):
+            for rows in shard:
+                self._shard_of_row[rows] = k
 
     def assignment(self) -> list[list[list[str]]]:
         """The example ids of every shard's slices, as placed at training (forgotten ones included)."""
@@ -408,17 +416,22 @@ class Sisa:
             return [ForgetReceipt.from_ledger(self.ledger_.get(rid), duplicate=rid not in created)  # type: ignore[arg-type]
                     for rid, _, _ in plans]
 
-    def _plan(self, cur: dict[str, Any], forgotten_ids: set[str]) -> list[_ShardPlan]:
-        """For every shard, what it takes to bring it up to date with ``forgotten_ids``."""
-        mask = np.zeros(len(self.data_), dtype=bool)
+    def _plan(self, cur: dict[str, Any], forgotten_ids: set[str]) -> list[_ShardPlan | None]:
+        """For every shard, what it takes to bring it up to date with ``forgotten_ids``;
+        None for a shard that holds none of the newly forgotten ids (its keys cannot change)."""
+        data = self.data_
+        mask = np.zeros(len(data), dtype=bool)
         if forgotten_ids:
-            mask[self.data_.positions(sorted(forgotten_ids))] = True
-        return [self._shard_plan(k, mask, cur["shards"][k]) for k in range(self.config_.shards)]
+            mask[data.positions(sorted(forgotten_ids))] = True
+        new = sorted(set(forgotten_ids) - set(cur["forgotten"]))
+        touched = set(self._shard_of_row[data.positions(new)].tolist()) if new else set()
+        return [self._shard_plan(k, mask, cur["shards"][k]) if k in touched else None
+                for k in range(self.config_.shards)]
 
     def _check_start_checkpoints(self, cur: dict[str, Any], forgotten_ids: set[str]) -> None:
         """Refuse before recording anything if a checkpoint a retrain starts from is corrupt."""
         for plan in self._plan(cur, forgotten_ids):
-            if plan.changed and plan.start > 0:
+            if plan is not None and plan.changed and plan.start > 0:
                 self.files_.check_checkpoint(plan.keys[plan.start - 1], plan.start_sha256 or "")
 
     def _apply_pending(self, retry: set[str] | None = None) -> list[ForgetReceipt]:
@@ -445,15 +458,15 @@ class Sisa:
         forgotten = set(cur["forgotten"]) | {i for r in todo for i in r.example_ids}
         try:
             plan = self._plan(cur, forgotten)
-            jobs = [self._job(p) for p in plan if p.changed]
+            jobs = [self._job(p) for p in plan if p is not None and p.changed]
             results = {res.shard: res for res in self.executor_.map(
                 run_shard_job, jobs, progress=self.progress_, description="retrain shards")}
         except Exception as exc:
             for req in todo:
                 self.ledger_.mark_failed(req.request_id, error=f"{type(exc).__name__}: {exc}")
             raise
-        shards = [self._shard_doc(p, results[p.shard], cur["shards"][p.shard]) if p.changed
-                  else cur["shards"][p.shard] for p in plan]
+        shards = [self._shard_doc(p, results[p.shard], cur["shards"][p.shard]) if p is not None and p.changed
+                  else cur["shards"][k] for k, p in enumerate(plan)]
         replayed = [s for r in results.values() for s in r.slices]
         full = len(self.data_) * self.config_.recipe.epochs
         seconds = time.perf_counter() - t0

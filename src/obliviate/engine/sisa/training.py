@@ -63,11 +63,11 @@ def slice_keys(base: str, shard: int, ids: Sequence[str], prefix: Sequence[int])
     """Keys of a shard's R slice checkpoints: ``key_r = H(base, shard, r, key_{r-1}, ids[:prefix[r]])``."""
     keys: list[str] = []
     parent = ""
-    ids_hash = hashlib.sha256()
+    ids_hash = hashlib.sha256()  # over "id\n" for every id of the cumulative data, in order
     done = 0
     for r, n in enumerate(prefix):
-        for i in ids[done:n]:
-            ids_hash.update(str(i).encode() + b"\n")
+        if n > done:
+            ids_hash.update(("\n".join(map(str, ids[done:n])) + "\n").encode())
         done = n
         h = hashlib.sha256(f"{base}|{shard}|{r}|{parent}|{n}|".encode())
         h.update(ids_hash.copy().digest())
