@@ -37,6 +37,7 @@ class Finetune(RemovalMethod):
     summary = "Continue training on retain data only (catastrophic-forgetting baseline)."
     paper = "Golatkar et al. 2020, Eternal Sunshine of the Spotless Net (FT baseline)"
     Config = FinetuneConfig
+    tasks = ("classification", "lm")
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:

@@ -39,6 +39,7 @@ class GradDiff(RemovalMethod):
     summary = "Ascend the forget loss while descending the retain loss."
     paper = "Liu et al. 2022, Continual Learning and Private Unlearning (GradDiff in TOFU)"
     Config = GradDiffConfig
+    tasks = ("classification", "lm")
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:

@@ -38,6 +38,7 @@ class GradientAscent(RemovalMethod):
     summary = "Ascend the loss on the forget set (no retain anchor)."
     paper = "Thudi et al. 2022, Unrolling SGD; Jang et al. 2023, Knowledge Unlearning"
     Config = GradientAscentConfig
+    tasks = ("classification", "lm")
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:

@@ -39,6 +39,7 @@ class KL(RemovalMethod):
     summary = "Ascend the forget loss while matching the original's outputs (KL) on retain data."
     paper = "Maini et al. 2024, TOFU: A Task of Fictitious Unlearning (KL baseline)"
     Config = KLConfig
+    tasks = ("classification", "lm")
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:

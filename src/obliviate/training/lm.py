@@ -1,0 +1,277 @@
+"""Deterministic causal-LM training on question-answer pairs, loss over answer tokens only.
+
+The prompt tokens are context, not targets (labels ``-100``), so a model learns
+to answer, not to recite questions; removal methods and metrics use the same
+answer-only convention. Padding is on the right for training and scoring, on
+the left for generation.
+
+Determinism: shuffling draws from its own ``torch.Generator`` seeded from the
+run seed; the built-in GPT-2 has no dropout; CPU kernels are deterministic, so
+the same data, tokenizer, spec, recipe and seed give the same weights bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from obliviate.data.qa import QADataset
+from obliviate.errors import ConfigError
+from obliviate.models.lm import GPT2Spec, QAFormat, build_gpt2
+from obliviate.progress import NullProgress, Progress
+from obliviate.training.cache import ModelCache, TrainedModel, cache_key
+from obliviate.training.trainer import batch_indices, seeded_generator
+
+__all__ = [
+    "LMRecipe",
+    "LMTrainResult",
+    "collate_qa",
+    "encode_dataset",
+    "answer_nll",
+    "train_lm",
+    "train_lm_cached",
+    "exact_answer_accuracy",
+    "dataset_fingerprint",
+    "tokenizer_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+Encoded = tuple[tuple[int, ...], tuple[int, ...]]  # (prompt ids, answer ids)
+
+
+@dataclass(frozen=True)
+class LMRecipe:
+    """How a language model is fit to QA pairs (also what the retain-only model reuses).
+
+    Defaults memorise the built-in persons corpus with the built-in GPT-2
+    (see ``obliviate.bench.lm_runner``); AdamW with linear warm-up then cosine decay.
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.03
+    schedule: Literal["cosine", "constant"] = "cosine"
+    max_grad_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            problems.append(f"The 'epochs' parameter of LMRecipe must be an int >= 1; got {self.epochs!r} instead.")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            problems.append(f"The 'batch_size' parameter of LMRecipe must be an int >= 1; got {self.batch_size!r} instead.")
+        if not self.lr > 0:
+            problems.append(f"The 'lr' parameter of LMRecipe must be > 0; got {self.lr!r} instead.")
+        if self.weight_decay < 0:
+            problems.append(f"The 'weight_decay' parameter of LMRecipe must be >= 0; got {self.weight_decay!r} instead.")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append(f"The 'warmup_fraction' parameter of LMRecipe must be in [0, 1); got {self.warmup_fraction!r} instead.")
+        if self.schedule not in ("cosine", "constant"):
+            problems.append(f"The 'schedule' parameter of LMRecipe must be 'cosine' or 'constant'; got {self.schedule!r} instead.")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            problems.append(f"The 'max_grad_norm' parameter of LMRecipe must be > 0 or None; got {self.max_grad_norm!r} instead.")
+        if problems:
+            raise ConfigError("Invalid language-model training recipe:", problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LMTrainResult:
+    wall_s: float
+    steps: int
+    epochs: int
+    final_loss: float
+    history: list[float] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def encode_dataset(fmt: QAFormat, data: QADataset) -> list[Encoded]:
+    """``(prompt_ids, answer_ids)`` for every example, in order."""
+    return [fmt.encode(ex.question, ex.answer) for ex in data]
+
+
+def collate_qa(items: Sequence[Encoded], pad_id: int, *, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (answer tokens only)."""
+    length = max(len(p) + len(a) for p, a in items)
+    ids = torch.full((len(items), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), length), dtype=torch.long)
+    labels = torch.full((len(items), length), -100, dtype=torch.long)
+    for i, (p, a) in enumerate(items):
+        n = len(p) + len(a)
+        ids[i, :n] = torch.tensor(p + a, dtype=torch.long)
+        mask[i, :n] = 1
+        labels[i, len(p):n] = torch.tensor(a, dtype=torch.long)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Align next-token logits with their labels: ``(logits[:, :-1], labels[:, 1:])``."""
+    return logits[:, :-1, :], labels[:, 1:]
+
+
+# Model types whose logits are exactly ``lm_head(last hidden state)`` (no soft-capping or
+# scaling), so the head can be applied at answer positions only.
+_PLAIN_HEAD = frozenset({"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "opt", "phi3", "smollm3"})
+
+
+def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Next-token logits at the answer positions only: ``(logits (N, V), targets (N,), row (N,))``.
+
+    ``row`` says which example each answer token belongs to. For plain-head models the
+    output layer runs only where a label is (a third of the positions in short QA),
+    which is most of the cost of a small model's forward pass with a large vocabulary.
+    """
+    labels = batch["labels"][:, 1:]
+    mask = labels != -100
+    rows = mask.nonzero(as_tuple=True)[0]
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    base = getattr(model, "base_model", None)
+    if head is not None and model_type in _PLAIN_HEAD and base is not None and base is not model:
+        hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = head(hidden[:, :-1][mask])
+    else:
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = full[:, :-1][mask]
+    return logits.float(), labels[mask], rows
+
+
+def answer_nll(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example summed negative log-likelihood of the answer tokens, and their counts."""
+    logits, targets, rows = answer_positions_logits(model, batch)
+    tok = F.cross_entropy(logits, targets, reduction="none")
+    n = batch["input_ids"].shape[0]
+    nll = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, rows, tok)
+    count = torch.bincount(rows, minlength=n)
+    return nll, count
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _lr_lambda(recipe: LMRecipe, total: int) -> Any:
+    warm = int(recipe.warmup_fraction * total)
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if recipe.schedule == "constant":
+            return 1.0
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe, *, seed: int,
+             device: str | torch.device = "cpu", progress: Progress | None = None,
+             description: str = "train lm") -> LMTrainResult:
+    """Train ``model`` in place on ``data`` (loss over answer tokens); returns timings and losses."""
+    if len(data) == 0:
+        raise ConfigError("train_lm needs at least one QA example.")
+    progress = progress or NullProgress()
+    model.to(device).train()
+    encoded = encode_dataset(fmt, data)
+    per_epoch = (len(encoded) + recipe.batch_size - 1) // recipe.batch_size
+    total = per_epoch * recipe.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(recipe, total))
+    gen = seeded_generator(seed, 0x1A4)
+    history: list[float] = []
+    steps = 0
+    t0 = time.perf_counter()
+    with progress.task(description, total=recipe.epochs) as bar:
+        for epoch in range(recipe.epochs):
+            total_nll, total_tok = 0.0, 0
+            for idx in batch_indices(len(encoded), recipe.batch_size, gen):
+                batch = collate_qa([encoded[int(i)] for i in idx], fmt.pad_id, device=device)
+                nll, count = answer_nll(model, batch)
+                loss = nll.sum() / count.sum().clamp_min(1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if recipe.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
+                opt.step()
+                sched.step()
+                steps += 1
+                total_nll += float(nll.detach().sum())
+                total_tok += int(count.sum())
+            history.append(total_nll / max(1, total_tok))
+            bar.advance(1, loss=history[-1])
+            log.debug("%s epoch %d answer loss %.4f", description, epoch, history[-1])
+    model.eval()
+    return LMTrainResult(wall_s=time.perf_counter() - t0, steps=steps, epochs=recipe.epochs,
+                         final_loss=history[-1], history=history)
+
+
+def exact_answer_accuracy(model: nn.Module, fmt: QAFormat, data: QADataset, *, batch_size: int = 64,
+                          device: str | torch.device = "cpu") -> float:
+    """Share of questions whose greedy answer equals the true answer exactly (after stripping)."""
+    from obliviate.audit.lm_eval import greedy_answers
+
+    answers = greedy_answers(model, fmt, [ex.question for ex in data], batch_size=batch_size, device=device,
+                             max_new_tokens=max(len(fmt.encode(ex.question, ex.answer)[1]) for ex in data) + 2)
+    return sum(a == ex.answer.strip() for a, ex in zip(answers, data, strict=True)) / max(1, len(data))
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def dataset_fingerprint(data: QADataset) -> str:
+    """Hash of every example's id, question and answer, in order."""
+    h = hashlib.sha256()
+    for ex in data:
+        h.update(json.dumps([ex.id, ex.question, ex.answer]).encode())
+    return h.hexdigest()[:24]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def train_lm_cached(spec: GPT2Spec, fmt: QAFormat, data: QADataset, recipe: LMRecipe, *, seed: int,
+                    cache: ModelCache | None = None, progress: Progress | None = None,
+                    device: str | torch.device = "cpu", description: str = "train lm") -> TrainedModel:
+    """Build a GPT-2 and train it on ``data``, or load the identical one from the cache.
+
+    The key covers the data, the tokenizer, the prompt format, spec, recipe and
+    seed; the recorded training time travels with the checkpoint.
+    """
+    key = cache_key(kind="gpt2-qa", data=dataset_fingerprint(data), tokenizer=tokenizer_fingerprint(fmt.tokenizer),
+                    format=fmt.describe(), spec=spec.to_dict(), recipe=recipe.to_dict(), seed=seed)
+    model = build_gpt2(spec, len(fmt.tokenizer), seed=seed, eos_token_id=fmt.eos_id)
+    if cache is not None:
+        manifest = cache.load(key, model)
+        if manifest is not None:
+            log.info("%s: reusing cached model %s", description, key)
+            return TrainedModel(model.to(device).eval(), float(manifest["wall_s"]), True, key, manifest)
+    result = train_lm(model, fmt, data, recipe, seed=seed, device=device, progress=progress, description=description)
+    manifest = {"key": key, "dataset": data.name, "n_train": len(data), "spec": spec.to_dict(),
+                "recipe": recipe.to_dict(), "seed": seed, "wall_s": result.wall_s, "steps": result.steps,
+                "final_loss": result.final_loss, "torch": torch.__version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if cache is not None:
+        cache.store(key, model, manifest)
+    return TrainedModel(model.eval(), result.wall_s, False, key, manifest)
