@@ -10,7 +10,8 @@ import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Test models are tiny: one thread is fastest, and robust to a busy machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -81,6 +81,9 @@ class BenchConfig(StrictModel):
     use_cache: bool = True
     progress: bool = True
     device: str = "cpu"
+    #: torch CPU threads; None leaves torch's default. Small models run fastest on 1 thread,
+    #: and more threads than free cores make every step slower (OpenMP spin-waiting).
+    threads: int | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod

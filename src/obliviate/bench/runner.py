@@ -133,6 +133,10 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
     """Run the benchmark described by ``cfg``. ``bundle`` overrides loading ``cfg.dataset``."""
     progress = progress or NullProgress()
     methods = preflight(cfg)
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise ConfigError(f"threads must be >= 1; got {cfg.threads}.")
+        torch.set_num_threads(cfg.threads)
     recipe: Recipe = cfg.recipe.resolve(cfg.dataset)
     budget = Budget(**cfg.budget.model_dump())
     spec = ModelSpec(cfg.model, dict(cfg.model_options))

@@ -39,6 +39,7 @@ def bench(
     no_cache: bool = typer.Option(False, "--no-cache", help="Always retrain; do not read or write the model cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: cpu]"),
+    threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: torch's]"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train (or reuse) the original and retrained models, run each method, and report."""
@@ -50,7 +51,8 @@ def bench(
     setup_logging(verbose)
     data: dict[str, Any] = load_config_file(config) if config else {}
     flags = {"task": task, "split": split, "model_path": model_path, "dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
-             "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device, "model_weights": model_weights}
+             "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device, "model_weights": model_weights,
+             "threads": threads}
     if dataset is not None:
         data.pop("data", None)  # a built-in named on the command line replaces the file's own data
     apply_data_flags(data, {"path": data_path, "label_column": label_column, "id_column": id_column,
