@@ -41,3 +41,4 @@ def _classification() -> BenchTask:
 
 
 BENCH_TASKS.register("classification", _classification())
+import obliviate.bench.lm_tasks  # noqa: E402,F401  (registers the language-model tasks persons and tofu)

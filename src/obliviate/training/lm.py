@@ -40,6 +40,7 @@ __all__ = [
     "answer_nll",
     "train_lm",
     "train_lm_cached",
+    "lm_cache_key",
     "exact_answer_accuracy",
     "dataset_fingerprint",
     "tokenizer_fingerprint",
@@ -65,9 +66,20 @@ class LMRecipe:
     warmup_fraction: float = 0.03
     schedule: Literal["cosine", "constant"] = "cosine"
     max_grad_norm: float | None = 1.0
+    # In-context episodes: this share of examples per epoch is shown after ``context_size``
+    # other facts about the same subject, half the time with its own fact among them, so the
+    # model can learn to use its prompt (copy a fact given there, else recall). Off by default:
+    # on the persons corpus, 10% episodes left the 28-epoch GPT-2 at 54% exact answers instead
+    # of 95% (facts at shifted absolute positions are much slower to memorise).
+    context_fraction: float = 0.0
+    context_size: int = 2
 
     def __post_init__(self) -> None:
         problems = []
+        if not 0 <= self.context_fraction <= 1:
+            problems.append(f"The 'context_fraction' parameter of LMRecipe must be in [0, 1]; got {self.context_fraction!r} instead.")
+        if not isinstance(self.context_size, int) or self.context_size < 1:
+            problems.append(f"The 'context_size' parameter of LMRecipe must be an int >= 1; got {self.context_size!r} instead.")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             problems.append(f"The 'epochs' parameter of LMRecipe must be an int >= 1; got {self.epochs!r} instead.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -86,7 +98,11 @@ class LMRecipe:
             raise ConfigError("Invalid language-model training recipe:", problems)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.context_fraction:  # no episodes: the context size is moot (and cache keys stay stable)
+            out.pop("context_fraction")
+            out.pop("context_size")
+        return out
 
 
 @dataclass
@@ -179,6 +195,33 @@ def _lr_lambda(recipe: LMRecipe, total: int) -> Any:
     return f
 
 
+class _Episodes:
+    """Draws the in-context episodes of :attr:`LMRecipe.context_fraction` (own seeded stream)."""
+
+    def __init__(self, fmt: QAFormat, data: QADataset, recipe: LMRecipe, seed: int) -> None:
+        self.fmt, self.data, self.recipe = fmt, data, recipe
+        self.gen = seeded_generator(seed, 0x1A5)
+        by_subject: dict[str, list[int]] = {}
+        for i, ex in enumerate(data):
+            by_subject.setdefault(ex.subject, []).append(i)
+        self.others = [[j for j in by_subject[ex.subject] if j != i] for i, ex in enumerate(data)]
+
+    def _rand(self, n: int) -> int:
+        return int(torch.randint(0, n, (1,), generator=self.gen))
+
+    def item(self, i: int, plain: Encoded) -> Encoded:
+        if float(torch.rand(1, generator=self.gen)) >= self.recipe.context_fraction or not self.others[i]:
+            return plain
+        pool = self.others[i]
+        order = torch.randperm(len(pool), generator=self.gen)[: self.recipe.context_size].tolist()
+        ctx = [pool[k] for k in order]
+        if self._rand(2):  # half the episodes show the answer itself: learn to copy
+            ctx[self._rand(len(ctx))] = i
+        ex = self.data[i]
+        prompt = self.fmt.context_prompt_ids(ex.question, [(self.data[j].question, self.data[j].answer) for j in ctx])
+        return prompt, plain[1]
+
+
 def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe, *, seed: int,
              device: str | torch.device = "cpu", progress: Progress | None = None,
              description: str = "train lm") -> LMTrainResult:
@@ -197,6 +240,7 @@ def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe,
                              {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(recipe, total))
     gen = seeded_generator(seed, 0x1A4)
+    episodes = _Episodes(fmt, data, recipe, seed) if recipe.context_fraction > 0 else None
     history: list[float] = []
     steps = 0
     t0 = time.perf_counter()
@@ -204,7 +248,9 @@ def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe,
         for epoch in range(recipe.epochs):
             total_nll, total_tok = 0.0, 0
             for idx in batch_indices(len(encoded), recipe.batch_size, gen):
-                batch = collate_qa([encoded[int(i)] for i in idx], fmt.pad_id, device=device)
+                items = [encoded[int(i)] if episodes is None else episodes.item(int(i), encoded[int(i)])
+                         for i in idx]
+                batch = collate_qa(items, fmt.pad_id, device=device)
                 nll, count = answer_nll(model, batch)
                 loss = nll.sum() / count.sum().clamp_min(1)
                 opt.zero_grad(set_to_none=True)
@@ -251,6 +297,12 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def lm_cache_key(spec: GPT2Spec, fmt: QAFormat, data: QADataset, recipe: LMRecipe, seed: int) -> str:
+    """What determines a trained GPT-2: data, tokenizer, prompt format, spec, recipe and seed."""
+    return cache_key(kind="gpt2-qa", data=dataset_fingerprint(data), tokenizer=tokenizer_fingerprint(fmt.tokenizer),
+                     format=fmt.describe(), spec=spec.to_dict(), recipe=recipe.to_dict(), seed=seed)
+
+
 def train_lm_cached(spec: GPT2Spec, fmt: QAFormat, data: QADataset, recipe: LMRecipe, *, seed: int,
                     cache: ModelCache | None = None, progress: Progress | None = None,
                     device: str | torch.device = "cpu", description: str = "train lm") -> TrainedModel:
@@ -259,8 +311,7 @@ def train_lm_cached(spec: GPT2Spec, fmt: QAFormat, data: QADataset, recipe: LMRe
     The key covers the data, the tokenizer, the prompt format, spec, recipe and
     seed; the recorded training time travels with the checkpoint.
     """
-    key = cache_key(kind="gpt2-qa", data=dataset_fingerprint(data), tokenizer=tokenizer_fingerprint(fmt.tokenizer),
-                    format=fmt.describe(), spec=spec.to_dict(), recipe=recipe.to_dict(), seed=seed)
+    key = lm_cache_key(spec, fmt, data, recipe, seed)
     model = build_gpt2(spec, len(fmt.tokenizer), seed=seed, eos_token_id=fmt.eos_id)
     if cache is not None:
         manifest = cache.load(key, model)

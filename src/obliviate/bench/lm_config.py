@@ -1,0 +1,168 @@
+"""Configuration of a language-model unlearning benchmark (``obliviate bench --task persons|tofu``).
+
+Defaults are sized so one seed of the persons task (200 people, forget 10%,
+every method, every metric and attack) runs in about a quarter of an hour on
+two CPU cores: a 2-layer, 128-wide GPT-2 with a 4,096-token BPE vocabulary,
+trained for 40 epochs (see ``benchmarks/results/lm.md`` for measured times).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from obliviate.bench.config import BudgetConfig
+from obliviate.config import StrictModel
+from obliviate.models.lm import GPT2Spec
+from obliviate.training.lm import LMRecipe
+
+# Splits of the TOFU task (forget share in percent).
+TOFU_FORGET_SPLITS = ("forget01", "forget05", "forget10")
+
+
+class GPT2Config(StrictModel):
+    """The built-in GPT-2 trained from scratch (ignored with ``model_path``)."""
+
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 4
+    n_positions: int | None = None   # None: long enough for the longest encoded example
+    vocab_size: int = 4096           # BPE merges trained on the task's texts
+
+    def spec(self, n_positions: int) -> GPT2Spec:
+        return GPT2Spec(n_layer=self.n_layer, n_embd=self.n_embd, n_head=self.n_head,
+                        n_positions=self.n_positions or n_positions)
+
+
+class LMRecipeConfig(StrictModel):
+    """Overrides of the task's default recipe (None keeps the default)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_fraction: float | None = None
+    schedule: Literal["cosine", "constant"] | None = None
+    max_grad_norm: float | None = None
+    context_fraction: float | None = None
+    context_size: int | None = None
+
+    def resolve(self, defaults: dict[str, Any]) -> LMRecipe:
+        values = dict(defaults)
+        values.update({k: v for k, v in self.model_dump().items() if v is not None})
+        return LMRecipe(**values)
+
+
+class PersonsSection(StrictModel):
+    """The fictitious-persons corpus (``obliviate.data.persons``); ``seed`` None = the run seed."""
+
+    n_people: int = 200
+    forget_fraction: float = 0.1
+    n_perturbed: int = 5
+    n_shared: int = 3
+    seed: int | None = None
+
+
+class EvalConfig(StrictModel):
+    """What is measured, and on how many examples.
+
+    max_examples: cap per evaluated split other than forget (a seeded sample;
+    the forget set is always evaluated whole, as forget quality needs it).
+    n_boot: bootstrap resamples for the 95% intervals. mia_k: the k of Min-K% and Min-K%++.
+    """
+
+    max_examples: int | None = 360
+    n_boot: int = 200
+    mia_k: float = 0.2
+    batch_size: int = 64
+    verbatim: bool = True
+
+
+class RelearnSection(StrictModel):
+    enabled: bool = True
+    steps: int = 20
+    lr: float = 1e-3
+    batch_size: int = 16
+    fraction: float = 0.5
+
+
+class ICLSection(StrictModel):
+    enabled: bool = True
+    n_context: int = 2
+    max_questions: int | None = 120
+
+
+class AttacksConfig(StrictModel):
+    relearn: RelearnSection = Field(default_factory=RelearnSection)
+    icl: ICLSection = Field(default_factory=ICLSection)
+
+
+class LoRASection(StrictModel):
+    """Unlearn through LoRA adapters (``peft``) instead of all weights; merged before evaluation."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | None = None   # None: peft's default for the architecture
+
+
+class LMBenchConfig(StrictModel):
+    """Everything that determines a language-model bench run; saved as ``config.json``.
+
+    ``model_path``: a local base model (``save_pretrained`` folder) that is fine-tuned
+    on the training set to give the original and on the retain set to give the
+    retain-only model, as in TOFU; ``original_path`` / ``retain_path`` skip those
+    fine-tunings when you already have the models. Without ``model_path`` a small
+    GPT-2 (``model``) is trained from scratch with a tokenizer trained on the task.
+    """
+
+    task: Literal["persons", "tofu"] = "persons"
+    split: str | None = None                  # tofu: forget01, forget05 or forget10 (default forget10)
+    model_path: str | None = None
+    original_path: str | None = None
+    retain_path: str | None = None
+    chat_template: bool = False
+    dtype: str | None = None
+    model: GPT2Config = Field(default_factory=GPT2Config)
+    recipe: LMRecipeConfig = Field(default_factory=LMRecipeConfig)
+    corpus: PersonsSection = Field(default_factory=PersonsSection)
+    data_dir: str | None = None               # where the TOFU files are (default search path otherwise)
+    methods: list[str] = Field(default_factory=lambda: ["all"])
+    method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    method_defaults: bool = True              # apply the task's tuned per-method settings under method_config
+    lora: LoRASection | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    attacks: AttacksConfig = Field(default_factory=AttacksConfig)
+    out: str = "runs/bench-lm"
+    cache_dir: str | None = None
+    use_cache: bool = True
+    progress: bool = True
+    device: str = "cpu"
+    threads: int | None = None                # torch intra-op threads (None: leave as is)
+    parallel_training: bool = True           # train original and retain-only side by side (2 processes)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError("seeds must be a positive count or a list of seeds")
+            return list(range(v))
+        return v
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [m.strip() for m in v.split(",") if m.strip()]
+        return v
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v: str | None) -> str | None:
+        if v is not None and v not in TOFU_FORGET_SPLITS:
+            raise ValueError(f"split must be one of {', '.join(TOFU_FORGET_SPLITS)} (TOFU forget sets)")
+        return v
