@@ -22,7 +22,8 @@ def test_forget_with_audit_moves_toward_retrain(trained, digits):
     model, recipe = trained
     before = [p.clone() for p in model.parameters()]
     res = obliviate.forget(model, train=digits.train, forget="class:3", method="graddiff", test=digits.test,
-                           audit=True, recipe=recipe, method_config={"epochs": 10, "lr": 1e-3})
+                           audit=True, recipe=recipe,
+                           method_config={"epochs": 10, "lr": 1e-3, "forget_weight": 1.0, "schedule": "constant"})
     for p, q in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, q), "the user's model must not be modified"
     m = res.metrics
