@@ -69,17 +69,21 @@ FINETUNE_RECIPE: dict[str, Any] = {"epochs": 5, "batch_size": 16, "lr": 1e-5, "w
                                    "schedule": "cosine", "max_grad_norm": 1.0, "weight_decay": 0.01}
 
 # Per-method settings for the built-in small GPT-2 (the methods' own defaults are the
-# papers', for billion-parameter models). Tuned on persons seed 0; method_config wins.
+# papers', for billion-parameter models). Chosen on persons seed 0 only (seeds 1 and 2 of
+# the benchmark are out of sample): each a setting that forgets without losing more than
+# ~10% utility where one was found. method_config wins; not applied with --model-path.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gradient_ascent": {"epochs": 1.0, "lr": 1e-4, "batch_size": 32},
-    "graddiff": {"epochs": 3.0, "lr": 3e-4, "batch_size": 32},
-    "kl": {"epochs": 3.0, "lr": 3e-4, "batch_size": 32},
-    "finetune": {"epochs": 1.0, "lr": 1e-3, "batch_size": 64},
-    "npo": {"epochs": 6.0, "lr": 5e-4, "batch_size": 32},
-    "simnpo": {"epochs": 6.0, "lr": 5e-4, "batch_size": 32},
-    "idk": {"epochs": 4.0, "lr": 5e-4, "batch_size": 32},
-    "whp": {"epochs": 4.0, "lr": 5e-4, "batch_size": 32},
-    "lm_layer_reset": {"k": 1, "epochs": 1.0, "lr": 2e-3, "batch_size": 64},
+    "gradient_ascent": {"epochs": 3.0, "lr": 3e-4, "batch_size": 32},
+    "graddiff": {"epochs": 30.0, "lr": 5e-4, "batch_size": 32, "retain_weight": 1.2},
+    "kl": {"epochs": 30.0, "lr": 5e-4, "batch_size": 32, "kl_weight": 1.2},
+    "finetune": {"epochs": 2.0, "lr": 1e-3, "batch_size": 64},
+    "npo": {"epochs": 10.0, "lr": 2e-4, "batch_size": 32, "retain_weight": 1.5},
+    "simnpo": {"epochs": 12.0, "lr": 5e-4, "batch_size": 32},
+    "idk": {"epochs": 6.0, "lr": 5e-4, "batch_size": 32},
+    "whp": {"epochs": 8.0, "lr": 5e-4, "batch_size": 32, "alpha": 10.0, "retain_weight": 1.0},
+    "lm_layer_reset": {"k": 1, "epochs": 4.0, "lr": 2e-3, "batch_size": 64},
+    "rmu": {"layer": "transformer.h.0", "steering_coeff": 15.0, "alpha": 20.0, "lr": 1e-3, "epochs": 5.0,
+            "batch_size": 32},
 }
 
 

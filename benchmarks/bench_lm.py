@@ -1,0 +1,111 @@
+"""Issue 4 benchmark: language-model unlearning on the fictitious-persons corpus, every LM method, N seeds.
+
+    .venv/bin/python benchmarks/bench_lm.py --seeds 3
+
+The same run as ``obliviate bench --task persons --methods all --seeds 3``: 200 people
+(18 facts each, 3,600 QA pairs plus 68 general facts), forget 10% (20 people, 360 QA),
+a 2-layer, 128-wide GPT-2 with a 4,096-token BPE vocabulary trained from scratch for 40
+epochs, and every registered language-model method with the task's small-model settings.
+Original and retain-only models are trained in this run (a fresh model cache unless
+``--cache-dir`` is given), side by side in two processes. Writes the full report to
+``runs/bench-lm`` and a Markdown summary with machine, date, load and per-seed wall time
+to ``benchmarks/results/lm.md``.
+
+Faker's it_IT city names depend on PYTHONHASHSEED, so the persons corpus is only
+reproducible across processes with a fixed hash seed: this script re-executes itself
+with PYTHONHASHSEED=0 when it is not set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+
+def main() -> int:
+    if os.environ.get("PYTHONHASHSEED") is None:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default="all")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", default="runs/bench-lm")
+    ap.add_argument("--results", default="benchmarks/results/lm.md")
+    ap.add_argument("--cache-dir", default=None, help="reuse trained models from here (default: a fresh temp dir)")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import obliviate.removal  # noqa: F401
+    from obliviate.bench.lm_config import LMBenchConfig
+    from obliviate.bench.lm_runner import run_lm_bench
+    from obliviate.config import validate
+    from obliviate.progress import get_progress
+    from obliviate.report.lm import to_markdown, write_reports
+
+    load_before = os.getloadavg()
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="obliviate-bench-lm-")
+    cfg = validate(LMBenchConfig, {"task": "persons", "methods": args.methods, "seeds": args.seeds, "out": args.out,
+                                   "cache_dir": cache, "progress": not args.no_progress})
+    t0 = time.time()
+    result = run_lm_bench(cfg, progress=get_progress(cfg.progress))
+    wall = time.time() - t0
+    write_reports(result, args.out)
+    load_after = os.getloadavg()
+
+    seeds = result.meta["seeds"]
+    per_seed = ", ".join(f"{s}: {m['seed_wall_s'] / 60:.1f} min" for s, m in seeds.items())
+    first = next(iter(seeds.values()))
+    best = _best(result.records)
+    lines = [
+        "# Language-model unlearning (issue 4): persons corpus",
+        "",
+        f"- command: `.venv/bin/python benchmarks/bench_lm.py --methods {args.methods} --seeds {args.seeds} "
+        f"--threads {args.threads}` (= `obliviate bench --task persons --methods {args.methods} --seeds {args.seeds}`)",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; total wall time {wall / 60:.1f} min; "
+        f"per seed (train both models + every method + every metric and attack): {per_seed}",
+        f"- machine: {result.meta['machine']['cpu']}, {result.meta['machine']['cores']} cores, torch "
+        f"{result.meta['machine']['torch']} ({args.threads} thread per process; original and retain-only trained "
+        f"in two processes); load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}",
+        f"- corpus: {first['n_people']} people, forget {first['forget_fraction']:.0%} ({first['n_forget']} QA), "
+        f"{first['n_train']} training QA; evaluated per split: {first['eval_sizes']}",
+        f"- model: GPT-2 {first['model']['n_layer']} layers x {first['model']['n_embd']}, {first['model']['n_head']} heads, "
+        f"vocab {first['model']['vocab_size']}, {first['model']['parameters']:,} parameters; recipe {first['recipe']}",
+        "- exact-answer accuracy on the training questions per seed (original / retain-only on its own data): "
+        + ", ".join(f"{m['original_train_exact']:.3f} / {m['retain_train_exact']:.3f}" for m in seeds.values()),
+        f"- best method by the issue's goal (forget quality >= 0.05 with model utility >= 90% of the retain-only "
+        f"model's): {best}",
+        "",
+        to_markdown(result).split("\n", 7)[-1],
+    ]
+    os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+    with open(args.results, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _best(records: list[dict]) -> str:
+    import numpy as np
+
+    from obliviate.report.aggregate import summarise
+
+    rows = summarise(records, ["forget_quality", "model_utility_ratio"])
+    ok = [r for r in rows if r["method"] not in ("original", "retrain")
+          and r["forget_quality"][0] >= 0.05 and r["model_utility_ratio"][0] >= 0.9]
+    if not ok:
+        movers = [r for r in rows if r["method"] not in ("original", "retrain")]
+        top = max(movers, key=lambda r: np.nan_to_num(r["forget_quality"][0]))
+        return (f"none reached it; highest mean forget quality: {top['method']} "
+                f"({top['forget_quality'][0]:.2g}, utility ratio {top['model_utility_ratio'][0]:.2f})")
+    return "; ".join(f"{r['method']} (forget quality {r['forget_quality'][0]:.3g}, utility ratio "
+                     f"{r['model_utility_ratio'][0]:.2f})" for r in ok)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
