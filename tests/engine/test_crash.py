@@ -91,7 +91,8 @@ def test_sigkill_mid_retrain_keeps_old_model_and_resumes_exactly_once(trained, t
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            new = {p.stem for p in (root / "checkpoints").glob("*.safetensors")} - checkpoints_before
+            # saved = weights and then the sidecar written; the sidecar is the commit mark
+            new = {p.stem for p in (root / "checkpoints").glob("*.json")} - checkpoints_before
             if _status(root, "crash-1") == "applying" and new:
                 break  # one slice of the replay is saved, the next is being trained
             time.sleep(0.02)
