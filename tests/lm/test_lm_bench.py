@@ -124,3 +124,32 @@ def test_parallel_training_matches_sequential(tiny_lm):
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
         state, _ = pool.submit(_train_worker, (spec, fmt.tokenizer, fmt.max_length, data, recipe, 5)).result()
     assert all(torch.equal(v, state[k]) for k, v in here.state_dict().items())
+
+
+def test_model_path_with_lora_and_chat_template(tiny_lm, tmp_path):
+    """A local model directory as the base (fine-tuned to original and retain-only), unlearning through LoRA."""
+    pytest.importorskip("peft")
+    base = tmp_path / "base"
+    tiny_lm["original"].save_pretrained(base)
+    tok = tiny_lm["fmt"].tokenizer
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    tok.save_pretrained(base)
+    tok.chat_template = None
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({
+        "corpus": TINY["corpus"], "eval": TINY["eval"], "attacks": TINY["attacks"], "chat_template": True,
+        "lora": {"r": 4, "alpha": 8}, "method_config": {"graddiff": {"epochs": 1, "lr": 1e-3, "batch_size": 8}},
+        "cache_dir": str(tmp_path / "cache")}))
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["bench", "--task", "persons", "--config", str(cfg), "--model-path", str(base),
+                              "--methods", "graddiff", "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    records = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in records] == ["original", "retrain", "graddiff"]
+    assert records[2]["steps"] > 0 and REQUIRED <= set(records[2])
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["seeds"]["0"]["model"]["kind"] == "local" and meta["seeds"]["0"]["format"]["chat_template"]
+    bad = runner.invoke(app, ["bench", "--task", "persons", "--model-path", str(tmp_path / "nowhere"),
+                              "--out", str(out), "--no-progress"])
+    assert bad.exit_code != 0 and "not a directory" in bad.output

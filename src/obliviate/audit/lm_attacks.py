@@ -124,8 +124,9 @@ def relearn(model: nn.Module, fmt: QAFormat, relearn_part: QADataset, held_back:
             *, seed: int, device: str | torch.device = "cpu") -> dict[str, float]:
     """Fine-tune a copy of ``model`` on ``relearn_part`` for ``cfg.steps`` steps; scores on ``held_back``."""
     before = answer_scores(model, fmt, held_back, device=device)
-    work = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.Adam([p for p in work.parameters() if p.requires_grad], lr=cfg.lr)
+    # the attacker fine-tunes every weight, whatever the defender froze (a merged LoRA model comes back frozen)
+    work = copy.deepcopy(model).to(device).train().requires_grad_(True)
+    opt = torch.optim.Adam(work.parameters(), lr=cfg.lr)
     enc = encode_dataset(fmt, relearn_part)
     gen = seeded_generator(seed, 0x9E2)
     steps = 0

@@ -586,10 +586,10 @@ def run_lm_bench(cfg: LMBenchConfig, *, progress: Progress | None = None) -> LMR
             log.info("seed %d: running %s", seed, name)
             unlearned, record = method.unlearn(start, task, budget=budget, progress=progress)
             if cfg.lora is not None:
-                unlearned = unlearned.merge_and_unload()
+                unlearned = unlearned.merge_and_unload().requires_grad_(True)  # peft froze the base weights
             t_eval = time.perf_counter()
             ev = evaluate_model(unlearned, fmt, data, cfg, seed=seed)
-            finish(name, unlearned, ev, {"eval_s": time.perf_counter() - t_eval,"kind": record.kind, "wall_s": record.wall_s, "steps": record.steps,
+            finish(name, unlearned, ev, {"eval_s": time.perf_counter() - t_eval, "kind": record.kind, "wall_s": record.wall_s, "steps": record.steps,
                                          "stopped_by": record.stopped_by, "method_config": record.config,
                                          **{f"extra_{k}": v for k, v in record.extra.items()
                                             if isinstance(v, (int, float, str))}})

@@ -158,8 +158,11 @@ def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) ->
     rows = mask.nonzero(as_tuple=True)[0]
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    base = getattr(model, "base_model", None)
-    if head is not None and model_type in _PLAIN_HEAD and base is not None and base is not model:
+    # the decoder under the head: ``model.transformer`` for GPT-2, ``model.model`` for Llama; a peft
+    # wrapper forwards the attribute to the wrapped model, whose layers carry the adapters
+    prefix = getattr(model, "base_model_prefix", None)
+    base = getattr(model, prefix, None) if isinstance(prefix, str) and prefix else None
+    if head is not None and model_type in _PLAIN_HEAD and isinstance(base, nn.Module) and base is not model:
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = head(hidden[:, :-1][mask])
     else:
