@@ -189,6 +189,17 @@ def _fraction(spec: str, text: str, *, upper: float = 1.0) -> float:
     return frac
 
 
+def strata_of(train: ArrayDataset, *, seed: int = 0) -> np.ndarray:
+    """The memorisation tercile of every row of ``train``: 0 = low, 1 = mid, 2 = high (as the stratum specs cut it)."""
+    n = len(train)
+    labels = np.empty(n, dtype=np.int64)
+    order = memorization_scores(train, seed=seed).order(seed)
+    bounds = [0, n // 3, (2 * n) // 3, n]
+    for k in range(3):
+        labels[order[bounds[k]:bounds[k + 1]]] = k
+    return labels
+
+
 def _memorized(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
     spec = f"memorized:{arg}"
     frac = _fraction(spec, arg)

@@ -71,7 +71,15 @@ class BenchConfig(StrictModel):
     # Your own data instead of a built-in ``dataset``: a table or an image folder.
     data: TabularConfig | ImageFolderConfig | None = None
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
+    #: Train on a class-stratified random subset of this many training examples (the same subset
+    #: for every seed, drawn with ``subset_seed``); the test split is kept whole. For benchmarks
+    #: on a small CPU: forgetting is then measured on a smaller, easier-to-memorise training set.
+    train_subset: int | None = Field(default=None, ge=2)
+    subset_seed: int = 0
     forget: str = "random:0.1"
+    #: Break forget-set results down by memorisation tercile (low / mid / high; see
+    #: :mod:`obliviate.audit.memorization`): adds ``ua_<stratum>`` and ``gap_closed_<stratum>``.
+    strata: bool = False
     methods: list[str] = Field(default_factory=lambda: ["all"])
     method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0])

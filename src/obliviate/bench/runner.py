@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from obliviate.audit.evaluate import SplitOutputs, classifier_metrics
 from obliviate.audit.metrics import tug_of_war
-from obliviate.audit.outputs import outputs_of
+from obliviate.audit.outputs import Outputs, outputs_of
 from obliviate.bench.config import BenchConfig
 from obliviate.data.builtin import load_dataset
 from obliviate.data.dataset import ArrayDataset, DataBundle
@@ -147,6 +148,9 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
         bundle, data_meta = user_data.bundle, user_data.to_dict()
     if bundle is None:
         bundle = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    if cfg.train_subset is not None:
+        bundle = DataBundle(train=bundle.train.stratified_sample(cfg.train_subset, seed=cfg.subset_seed),
+                            test=bundle.test, name=bundle.name)
     n_classes = bundle.n_classes
     records: list[dict[str, Any]] = []
     meta: dict[str, Any] = {
@@ -187,10 +191,18 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
             orig.retain.accuracy * seed_meta["n_retain"] / len(bundle.train)
         meta["seeds"][str(seed)] = seed_meta
         original_tow = tug_of_war(orig.accuracies, ref.accuracies)
+        forget_strata = None
+        if cfg.strata:
+            from obliviate.audit.memorization import STRATA, strata_of
+
+            forget_strata = strata_of(bundle.train, seed=seed)[bundle.train.positions(split.forget.ids)]
+            seed_meta["forget_per_stratum"] = {s: int((forget_strata == k).sum()) for k, s in enumerate(STRATA)}
 
         def row(method: str, kind: str, outs: SplitOutputs, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
             rec = {"method": method, "kind": kind, "seed": seed}
             rec.update(classifier_metrics(outs, ref, original_tow=original_tow, seed=seed))
+            if forget_strata is not None:
+                rec.update(stratum_metrics(outs.forget, orig.forget, ref.forget, forget_strata))
             rec.update({"wall_s": wall_s, "wall_ratio": wall_s / retrain_s if retrain_s > 0 else float("nan")})
             rec.update(extra)
             return rec
@@ -211,6 +223,28 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, bundle: Dat
             log.info("seed %d %s: tow=%.4f", seed, name, records[-1]["tow"])
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return BenchResult(config=cfg.model_dump(), records=records, meta=meta)
+
+
+def stratum_metrics(forget: Outputs, original: Outputs, retrain: Outputs, strata: np.ndarray) -> dict[str, float]:
+    """UA (1 - forget accuracy) per memorisation tercile, and the share of the original's gap to retrain closed there.
+
+    ``gap_closed_<s> = 1 - |UA_s - UA_s^retrain| / |UA_s^original - UA_s^retrain|`` (NaN when the
+    original already matches retrain there, or the tercile has no forget example).
+    """
+    from obliviate.audit.memorization import STRATA
+
+    out: dict[str, float] = {}
+    hit, hit_o, hit_r = (o.predictions == o.labels for o in (forget, original, retrain))
+    for k, name in enumerate(STRATA):
+        rows = strata == k
+        if not rows.any():
+            out[f"ua_{name}"] = out[f"gap_closed_{name}"] = float("nan")
+            continue
+        ua, ua_o, ua_r = (1.0 - float(h[rows].mean()) for h in (hit, hit_o, hit_r))
+        gap = abs(ua_o - ua_r)
+        out[f"ua_{name}"] = ua
+        out[f"gap_closed_{name}"] = 1.0 - abs(ua - ua_r) / gap if gap > 1e-12 else float("nan")
+    return out
 
 
 def load_original(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, path: str, *, seed: int,

@@ -28,6 +28,8 @@ def bench(
     test_fraction: float | None = typer.Option(None, "--test-fraction", help="Else this seeded, stratified share of --data is held out. [default: 0.2]"),
     categorical: str | None = typer.Option(None, "--categorical", help="Numeric-looking columns to one-hot encode, COL,COL (text columns always are)."),
     forget: str | None = typer.Option(None, help="Forget set: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,... [default: random:0.1]"),
+    strata: bool | None = typer.Option(None, "--strata/--no-strata", help="Break forget-set results down by memorisation tercile (low/mid/high)."),
+    train_subset: int | None = typer.Option(None, "--train-subset", help="Train on a class-stratified random subset of this many training examples."),
     methods: str | None = typer.Option(None, help="Comma-separated method names, or 'all'. [default: all]"),
     seeds: int | None = typer.Option(None, help="Number of seeds (0..N-1). [default: 1]"),
     out: str | None = typer.Option(None, help="Output folder. [default: runs/bench]"),
@@ -52,7 +54,7 @@ def bench(
     data: dict[str, Any] = load_config_file(config) if config else {}
     flags = {"task": task, "split": split, "model_path": model_path, "dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
              "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device, "model_weights": model_weights,
-             "threads": threads}
+             "threads": threads, "strata": strata, "train_subset": train_subset}
     if dataset is not None:
         data.pop("data", None)  # a built-in named on the command line replaces the file's own data
     apply_data_flags(data, {"path": data_path, "label_column": label_column, "id_column": id_column,

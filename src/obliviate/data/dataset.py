@@ -126,6 +126,18 @@ class ArrayDataset:
             n_classes_=self.n_classes,
         )
 
+    def stratified_sample(self, n: int, *, seed: int, name: str | None = None) -> ArrayDataset:
+        """``n`` rows drawn without replacement, each class in proportion (scikit-learn's stratified split)."""
+        from sklearn.model_selection import train_test_split
+
+        if not 1 < n < len(self):
+            raise DataError(f"{self.name}: cannot draw a subset of {n} from {len(self)} examples; "
+                            f"choose 2 <= n < {len(self)}, or leave the subset out to use them all.")
+        counts = np.bincount(self.y, minlength=self.n_classes)
+        stratify = self.y if n >= self.n_classes and (counts[counts > 0] >= 2).all() else None
+        index, _ = train_test_split(np.arange(len(self)), train_size=n, random_state=seed, stratify=stratify)
+        return self.subset(np.sort(index), name=name or f"{self.name}[{n}]")
+
     def positions(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Row positions of ``ids``; unknown ids raise :class:`ForgetSetError` naming them."""
         ids = [str(i) for i in ids]

@@ -20,6 +20,22 @@ COLUMNS = [
     ("wall_s", "time s"), ("wall_ratio", "time ratio"),
 ]
 METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy"]
+STRATA = ("low", "mid", "high")
+STRATUM_COLUMNS = [(f"ua_{s}", f"UA {s}") for s in STRATA] + [(f"gap_closed_{s}", f"gap closed {s}") for s in STRATA]
+EXPLAIN_STRATA = """\
+Forget set by memorisation tercile (Feldman's in/out estimate; `obliviate.audit.memorization`).
+UA per tercile of the *training set's* memorisation ranking, and the share of the original's
+forget-accuracy gap to retrain that each method closed in it: 1 - |UA_s - UA_s(retrain)| /
+|UA_s(original) - UA_s(retrain)|. High-memorisation examples are where the original differs most
+from retrain, and where approximate methods usually fall short."""
+
+
+def _has_strata(result: BenchResult) -> bool:
+    return any("ua_high" in r for r in result.records)
+
+
+def stratum_summary(result: BenchResult) -> list[dict[str, Any]]:
+    return summarise(result.records, [c for c, _ in STRATUM_COLUMNS]) if _has_strata(result) else []
 
 EXPLAIN = """\
 How to read this table. Every number is mean ± 95% interval over seeds.
@@ -72,6 +88,18 @@ def to_markdown(result: BenchResult) -> str:
     for row in summary:
         lines.append(f"| {row['method']} | " + " | ".join(fmt(row[c]) for c, _ in COLUMNS) + " |")
     lines += ["", EXPLAIN, ""]
+    strata = stratum_summary(result)
+    if strata:
+        counts = [m.get("forget_per_stratum") for m in seeds.values() if m.get("forget_per_stratum")]
+        lines += ["## By memorisation stratum", ""]
+        if counts:
+            lines += ["forget examples per tercile (per seed): "
+                      + "; ".join(", ".join(f"{k} {v}" for k, v in c.items()) for c in counts), ""]
+        lines.append("| method | " + " | ".join(label for _, label in STRATUM_COLUMNS) + " |")
+        lines.append("|---" * (len(STRATUM_COLUMNS) + 1) + "|")
+        for row in strata:
+            lines.append(f"| {row['method']} | " + " | ".join(fmt(row[c]) for c, _ in STRATUM_COLUMNS) + " |")
+        lines += ["", EXPLAIN_STRATA, ""]
     return "\n".join(lines)
 
 
@@ -107,6 +135,16 @@ def to_html(result: BenchResult) -> str:
     )
     cfg = html.escape(json.dumps(_clean(result.config), indent=2))
     explain = html.escape(EXPLAIN).replace("\n", " ")
+    strata_html = ""
+    strata = stratum_summary(result)
+    if strata:
+        shead = "".join(f"<th>{html.escape(label)}</th>" for _, label in STRATUM_COLUMNS)
+        srows = "".join(
+            f"<tr><td><b>{html.escape(row['method'])}</b></td>"
+            + "".join(f"<td>{html.escape(fmt(row[c]))}</td>" for c, _ in STRATUM_COLUMNS) + "</tr>"
+            for row in strata)
+        strata_html = (f"<h2>By memorisation stratum</h2><table><tr><th>method</th>{shead}</tr>{srows}</table>"
+                       f"<p>{html.escape(EXPLAIN_STRATA).replace(chr(10), ' ')}</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>obliviate report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
@@ -116,7 +154,7 @@ pre{{background:#f7f7f7;padding:1em;overflow:auto}}</style></head><body>
 <p>forget <code>{html.escape(str(result.config.get('forget')))}</code>, model <code>{html.escape(str(result.config.get('model')))}</code>,
 seeds {html.escape(str(result.config.get('seeds')))}, machine {html.escape(str(result.meta.get('machine', {}).get('cpu')))}</p>
 <table><tr><th>method</th>{head}</tr>{''.join(body)}</table>
-<p>{explain}</p>{imgs}
+<p>{explain}</p>{strata_html}{imgs}
 <h2>Resolved configuration</h2><pre>{cfg}</pre></body></html>"""
 
 
