@@ -68,12 +68,14 @@ def test_deterministic_under_seeds_and_leaves_global_rng_alone(trained):
     assert torch.equal(other.params["0.weight"][0], trained.params["0.weight"][0])
 
 
-@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 0.01)])
-def test_batched_matches_one_at_a_time(optimizer, lr):
+@pytest.mark.parametrize("optimizer, lr, schedule", [("sgd", 0.05, "constant"), ("adam", 0.01, "constant"),
+                                                     ("sgd", 0.05, "cosine"), ("adam", 0.01, "cosine")])
+def test_batched_matches_one_at_a_time(optimizer, lr, schedule):
     rng = np.random.default_rng(4)
     x, y = X[:200], Y[:200]
     mask = rng.random((3, 200)) < np.array([[0.3], [0.6], [0.9]])  # unequal sizes
-    recipe = ReplicaRecipe(epochs=2, batch_size=16, lr=lr, optimizer=optimizer, weight_decay=1e-3)
+    recipe = ReplicaRecipe(epochs=2, batch_size=16, lr=lr, optimizer=optimizer, weight_decay=1e-3,
+                           schedule=schedule)
     batched = train_replicas(_factory, x, y, mask, [0, 1, 2], recipe=recipe)
     plain = train_one_at_a_time(_factory, x, y, mask, [0, 1, 2], recipe=recipe)
     for sd, module in zip(batched.state_dicts(), plain):

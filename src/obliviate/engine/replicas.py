@@ -18,7 +18,10 @@ Recipe (the same in both paths; keep it simple on purpose):
   minibatches of ``batch_size`` (last batch smaller, nothing dropped);
 * loss: mean cross-entropy over the minibatch; optimizer: SGD with momentum
   (``torch.optim.SGD`` semantics) or Adam (``torch.optim.Adam`` semantics, L2
-  ``weight_decay`` added to the gradient in both).
+  ``weight_decay`` added to the gradient in both);
+* learning rate: constant, or ``schedule="cosine"``: ``torch.optim.lr_scheduler.CosineAnnealingLR``
+  over each replica's own number of steps (``epochs * ceil(n_r / batch_size)``, down to 0),
+  the schedule of :class:`obliviate.training.recipe.Recipe`'s default.
 
 Replicas with fewer included examples run fewer steps per epoch; in the batched
 path they sit idle (masked, no parameter or optimizer-state change) while the
@@ -77,6 +80,7 @@ class ReplicaRecipe:
         weight_decay: L2 penalty added to the gradient (``torch.optim`` convention).
         betas: Adam moment decay rates.
         adam_eps: Adam denominator epsilon.
+        schedule: "constant" or "cosine" (annealed to 0 over each replica's own steps).
     """
 
     epochs: int = 1
@@ -87,6 +91,7 @@ class ReplicaRecipe:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    schedule: str = "constant"
 
     def validate(self) -> ReplicaRecipe:
         """Raise :class:`ConfigError` listing every invalid field; return self."""
@@ -111,12 +116,17 @@ class ReplicaRecipe:
             bad("betas", "two floats in [0, 1)")
         if not (isinstance(self.adam_eps, numbers.Real) and self.adam_eps > 0):
             bad("adam_eps", "a float > 0")
+        if self.schedule not in _SCHEDULES:
+            bad("schedule", f"one of {list(_SCHEDULES)}")
         if p:
             raise ConfigError("Invalid replica training recipe.", p)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_SCHEDULES = ("constant", "cosine")
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -126,14 +136,16 @@ class _StackedOptimizer:
     ``step`` receives the replicas' gradients (which it may overwrite) and a
     boolean (R,) ``active`` vector (``all_active`` says, without a device sync,
     whether every entry is True); inactive replicas (idle for this step) get no
-    parameter or state change. Updates are in place, under ``torch.no_grad``,
+    parameter or state change. ``lr_scale`` (R,) float64, if given, multiplies each
+    replica's learning rate for this step (a schedule). Updates are in place, under ``torch.no_grad``,
     to avoid allocating temporaries the size of every parameter.
     """
 
     def __init__(self, params: dict[str, Tensor], recipe: ReplicaRecipe) -> None:
         self.recipe = recipe
 
-    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool) -> None:
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool,
+             lr_scale: Tensor | None = None) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -159,9 +171,12 @@ class _SGD(_StackedOptimizer):
         super().__init__(params, recipe)
         self.buf = {k: torch.zeros_like(v) for k, v in params.items()}
 
-    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool) -> None:
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool,
+             lr_scale: Tensor | None = None) -> None:
         r = self.recipe
         act = active.to(next(iter(params.values())).dtype)
+        # per-replica step multiplier: the schedule's scale, zero for idle replicas
+        coef = None if lr_scale is None else (lr_scale * active.to(lr_scale.dtype)).to(act.dtype)
         decay = torch.where(active, r.momentum, 1.0).to(act.dtype)  # idle replicas keep their buffer
         for k, p in params.items():
             gate = None if all_active else _bcast(act, p)
@@ -174,7 +189,9 @@ class _SGD(_StackedOptimizer):
                 else:
                     buf.mul_(_bcast(decay, p)).add_(g)
                 g = buf
-            if all_active:
+            if coef is not None:
+                p.addcmul_(g, _bcast(coef, p), value=-r.lr)
+            elif all_active:
                 p.add_(g, alpha=-r.lr)
             else:
                 p.addcmul_(g, gate, value=-r.lr)
@@ -192,7 +209,8 @@ class _Adam(_StackedOptimizer):
         first = next(iter(params.values()))
         self.t = torch.zeros(first.shape[0], dtype=torch.float64, device=first.device)
 
-    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool) -> None:
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor, all_active: bool,
+             lr_scale: Tensor | None = None) -> None:
         r = self.recipe
         b1, b2 = r.betas
         dtype = next(iter(params.values())).dtype
@@ -200,7 +218,10 @@ class _Adam(_StackedOptimizer):
         self.t += active.to(self.t.dtype)
         t = self.t.clamp_min(1.0)  # replicas that never stepped: value unused (gated)
         # per-replica bias corrections in float64, as torch.optim.Adam does in Python floats
-        neg_step = (-r.lr / (1.0 - b1**t) * active.to(t.dtype)).to(dtype)
+        neg_step = -r.lr / (1.0 - b1**t) * active.to(t.dtype)
+        if lr_scale is not None:
+            neg_step = neg_step * lr_scale.to(t.dtype)
+        neg_step = neg_step.to(dtype)
         bc2_sqrt = torch.sqrt(1.0 - b2**t).to(dtype)
         m_weight = (act * (1.0 - b1)).to(dtype)
         v_decay = torch.where(active, b2, 1.0).to(dtype)
@@ -460,6 +481,11 @@ def train_replicas(
         return dict(zip(names, torch.autograd.grad(per_replica.sum(), [p[k] for k in names])))
 
     opt = _OPTIMIZERS[recipe.optimizer](params, recipe)
+    lr_scale: Tensor | None = None
+    if recipe.schedule == "cosine":
+        # CosineAnnealingLR(T_max = the replica's own total steps), stepped after every step
+        total = torch.from_numpy(recipe.epochs * np.ceil(m.sum(axis=1) / recipe.batch_size)).to(device)
+        done = torch.zeros(len(seeds), dtype=torch.float64, device=device)
     rngs = _order_rngs(seeds)
     dropout_seed = int(np.random.SeedSequence(seeds).generate_state(1)[0])
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
@@ -473,8 +499,11 @@ def train_replicas(
             for step in range(idx.shape[0]):
                 ids = idx[step]
                 grads = grads_of(params, xt[ids], yt[ids], w[step])
+                if recipe.schedule == "cosine":
+                    lr_scale = 0.5 * (1.0 + torch.cos(math.pi * done / total))
+                    done += active[step].to(done.dtype)
                 with torch.no_grad():
-                    opt.step(params, grads, active[step], bool(active_np[step].all()))
+                    opt.step(params, grads, active[step], bool(active_np[step].all()), lr_scale)
             logger.debug("replicas: epoch %d/%d done (%d steps)", epoch + 1, recipe.epochs, idx.shape[0])
     return StackedReplicas(
         params={k: v.detach() for k, v in params.items()},
@@ -518,6 +547,10 @@ def train_one_at_a_time(
             opt = _OPTIMIZERS[recipe.optimizer].torch_reference(module.parameters(), recipe)
             (rng,) = _order_rngs([seed])
             included = np.flatnonzero(m[r])
+            sched = None
+            if recipe.schedule == "cosine":
+                total_steps = recipe.epochs * math.ceil(included.size / recipe.batch_size)
+                sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
             for _ in range(recipe.epochs):
                 order = torch.from_numpy(rng.permutation(included)).to(device)
                 for start in range(0, order.numel(), recipe.batch_size):
@@ -525,5 +558,7 @@ def train_one_at_a_time(
                     opt.zero_grad(set_to_none=True)
                     F.cross_entropy(module(xt[ids]), yt[ids]).backward()
                     opt.step()
+                    if sched is not None:
+                        sched.step()
         out.append(module)
     return out
