@@ -1,11 +1,19 @@
-"""One optimiser step with optional gradient clipping (shared by gradient-based methods)."""
+"""Optimiser steps shared by the gradient-based methods: one clipped step, and the forget-ascent loop."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from obliviate.progress import Progress
+from obliviate.removal.base import (StepBudget, UnlearningTask, endless, epoch_loop, optimizer_for, planned_steps,
+                                    scheduler_for)
+
+#: ``anchor(model, retain_batch) -> loss`` keeps retain behaviour (GradDiff: retain loss; KL: KL to the original)
+Anchor = Callable[[nn.Module, Any], torch.Tensor]
 
 
 def clip_and_step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
@@ -18,3 +26,25 @@ def clip_and_step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tens
     if scheduler is not None:
         scheduler.step()
     return float(loss.detach())
+
+
+def forget_ascent(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudget, progress: Progress, name: str,
+                  *, forget_weight: float = 1.0, anchor: Anchor | None = None,
+                  seed_tags: tuple[int, int] = (0, 0)) -> nn.Module:
+    """Ascend ``forget_weight * L(forget batch)`` for ``cfg.epochs`` passes over the forget set.
+
+    With an ``anchor``, every step adds ``anchor(model, retain batch)`` (a retain batch drawn
+    from an endless seeded stream). ``cfg`` provides epochs, batch_size, lr, optimizer,
+    max_grad_norm and schedule. ``seed_tags`` = (forget order, retain order).
+    """
+    opt = optimizer_for(model, cfg)
+    sched = scheduler_for(opt, cfg, planned_steps(task, task.forget, cfg.epochs, cfg.batch_size))
+    retain = endless(task, task.retain, cfg.batch_size, seed_tag=seed_tags[1]) if anchor is not None else None
+    model.train()
+    for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress, name,
+                            seed_tag=seed_tags[0]):
+        loss = -forget_weight * task.objective.loss(model, batch)
+        if retain is not None:
+            loss = loss + anchor(model, next(retain))
+        clip_and_step(model, opt, loss, cfg.max_grad_norm, sched)
+    return model

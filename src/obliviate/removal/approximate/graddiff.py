@@ -16,9 +16,8 @@ from typing import Any, Literal
 from torch import nn
 
 from obliviate.progress import Progress
-from obliviate.removal.approximate._steps import clip_and_step
-from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
-                                    epoch_loop, optimizer_for, planned_steps, register, scheduler_for)
+from obliviate.removal.approximate._steps import forget_ascent
+from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
 
 
 @dataclass
@@ -44,13 +43,6 @@ class GradDiff(RemovalMethod):
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
         cfg = self.config
-        opt = optimizer_for(model, cfg)
-        sched = scheduler_for(opt, cfg, planned_steps(task, task.forget, cfg.epochs, cfg.batch_size))
-        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x62)
-        model.train()
-        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
-                                "graddiff", seed_tag=0x61):
-            loss = (-cfg.forget_weight * task.objective.loss(model, batch)
-                    + cfg.retain_weight * task.objective.loss(model, next(retain)))
-            clip_and_step(model, opt, loss, cfg.max_grad_norm, sched)
+        model = forget_ascent(model, task, cfg, ctl, progress, "graddiff", forget_weight=cfg.forget_weight,
+                              anchor=lambda m, b: cfg.retain_weight * task.objective.loss(m, b), seed_tags=(0x61, 0x62))
         return model, {}

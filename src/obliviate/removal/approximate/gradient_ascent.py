@@ -17,9 +17,8 @@ from typing import Any, Literal
 from torch import nn
 
 from obliviate.progress import Progress
-from obliviate.removal.approximate._steps import clip_and_step
-from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, epoch_loop,
-                                    optimizer_for, planned_steps, register, scheduler_for)
+from obliviate.removal.approximate._steps import forget_ascent
+from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
 
 
 @dataclass
@@ -42,11 +41,4 @@ class GradientAscent(RemovalMethod):
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
-        cfg = self.config
-        opt = optimizer_for(model, cfg)
-        sched = scheduler_for(opt, cfg, planned_steps(task, task.forget, cfg.epochs, cfg.batch_size))
-        model.train()
-        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
-                                "gradient_ascent", seed_tag=0x6A):
-            clip_and_step(model, opt, -task.objective.loss(model, batch), cfg.max_grad_norm, sched)
-        return model, {}
+        return forget_ascent(model, task, self.config, ctl, progress, "gradient_ascent", seed_tags=(0x6A, 0)), {}

@@ -16,9 +16,8 @@ from typing import Any, Literal
 from torch import nn
 
 from obliviate.progress import Progress
-from obliviate.removal.approximate._steps import clip_and_step
-from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
-                                    epoch_loop, optimizer_for, planned_steps, register, scheduler_for)
+from obliviate.removal.approximate._steps import forget_ascent
+from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
 
 
 @dataclass
@@ -44,14 +43,8 @@ class KL(RemovalMethod):
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
         cfg = self.config
-        opt = optimizer_for(model, cfg)
-        sched = scheduler_for(opt, cfg, planned_steps(task, task.forget, cfg.epochs, cfg.batch_size))
         original.eval()
-        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x4C2)
-        model.train()
-        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress,
-                                "kl", seed_tag=0x4C1):
-            loss = (-cfg.forget_weight * task.objective.loss(model, batch)
-                    + cfg.kl_weight * task.objective.kl_to(model, original, next(retain)))
-            clip_and_step(model, opt, loss, cfg.max_grad_norm, sched)
+        model = forget_ascent(model, task, cfg, ctl, progress, "kl", forget_weight=cfg.forget_weight,
+                              anchor=lambda m, b: cfg.kl_weight * task.objective.kl_to(m, original, b),
+                              seed_tags=(0x4C1, 0x4C2))
         return model, {}
