@@ -12,7 +12,8 @@ from obliviate.progress import Progress
 from obliviate.removal.base import (StepBudget, UnlearningTask, endless, epoch_loop, optimizer_for, planned_steps,
                                     scheduler_for)
 
-#: ``anchor(model, retain_batch) -> loss`` keeps retain behaviour (GradDiff: retain loss; KL: KL to the original)
+#: ``term(model, batch) -> loss``: a forget term, or an anchor that keeps retain behaviour
+#: (GradDiff: retain loss; KL: KL to the original)
 Anchor = Callable[[nn.Module, Any], torch.Tensor]
 
 
@@ -28,14 +29,13 @@ def clip_and_step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tens
     return float(loss.detach())
 
 
-def forget_ascent(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudget, progress: Progress, name: str,
-                  *, forget_weight: float = 1.0, anchor: Anchor | None = None,
-                  seed_tags: tuple[int, int] = (0, 0)) -> nn.Module:
-    """Ascend ``forget_weight * L(forget batch)`` for ``cfg.epochs`` passes over the forget set.
+def forget_loop(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudget, progress: Progress, name: str,
+                *, forget_term: Anchor, anchor: Anchor | None = None, seed_tags: tuple[int, int] = (0, 0)) -> nn.Module:
+    """Minimise ``forget_term(model, forget batch)`` for ``cfg.epochs`` passes over the forget set.
 
     With an ``anchor``, every step adds ``anchor(model, retain batch)`` (a retain batch drawn
     from an endless seeded stream). ``cfg`` provides epochs, batch_size, lr, optimizer,
-    max_grad_norm and schedule. ``seed_tags`` = (forget order, retain order).
+    max_grad_norm and, optionally, schedule. ``seed_tags`` = (forget order, retain order).
     """
     opt = optimizer_for(model, cfg)
     sched = scheduler_for(opt, cfg, planned_steps(task, task.forget, cfg.epochs, cfg.batch_size))
@@ -43,8 +43,16 @@ def forget_ascent(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBud
     model.train()
     for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress, name,
                             seed_tag=seed_tags[0]):
-        loss = -forget_weight * task.objective.loss(model, batch)
+        loss = forget_term(model, batch)
         if retain is not None:
             loss = loss + anchor(model, next(retain))
         clip_and_step(model, opt, loss, cfg.max_grad_norm, sched)
     return model
+
+
+def forget_ascent(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudget, progress: Progress, name: str,
+                  *, forget_weight: float = 1.0, anchor: Anchor | None = None,
+                  seed_tags: tuple[int, int] = (0, 0)) -> nn.Module:
+    """:func:`forget_loop` ascending ``forget_weight * L(forget batch)`` (GA, GradDiff, KL)."""
+    return forget_loop(model, task, cfg, ctl, progress, name, anchor=anchor, seed_tags=seed_tags,
+                       forget_term=lambda m, b: -forget_weight * task.objective.loss(m, b))

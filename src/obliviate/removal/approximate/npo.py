@@ -25,9 +25,8 @@ from torch import nn
 from obliviate.errors import ConfigError
 from obliviate.progress import Progress
 from obliviate.removal.approximate._lm import require_lm
-from obliviate.removal.approximate._steps import clip_and_step
-from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
-                                    epoch_loop, optimizer_for, register)
+from obliviate.removal.approximate._steps import forget_loop
+from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
 
 
 @dataclass
@@ -57,16 +56,14 @@ class NPO(RemovalMethod):
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
         cfg = self.config
         obj = require_lm(task, self.name)
-        opt = optimizer_for(model, cfg)
         original.eval()
-        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x4E2) if cfg.retain_weight > 0 else None
-        model.train()
-        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress, "npo", seed_tag=0x4E1):
+
+        def npo_term(model: nn.Module, batch: Any) -> torch.Tensor:
             with torch.no_grad():
                 ref, _ = obj.sequence_logprob(original, batch)
             cur, _ = obj.sequence_logprob(model, batch)
-            loss = -(2.0 / cfg.beta) * F.logsigmoid(-cfg.beta * (cur - ref)).mean()
-            if retain is not None:
-                loss = loss + cfg.retain_weight * obj.loss(model, next(retain))
-            clip_and_step(model, opt, loss, cfg.max_grad_norm)
-        return model, {}
+            return -(2.0 / cfg.beta) * F.logsigmoid(-cfg.beta * (cur - ref)).mean()
+
+        anchor = (lambda m, b: cfg.retain_weight * obj.loss(m, b)) if cfg.retain_weight > 0 else None
+        return forget_loop(model, task, cfg, ctl, progress, "npo", forget_term=npo_term, anchor=anchor,
+                           seed_tags=(0x4E1, 0x4E2)), {}

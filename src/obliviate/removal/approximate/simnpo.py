@@ -15,15 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from obliviate.errors import ConfigError
 from obliviate.progress import Progress
 from obliviate.removal.approximate._lm import require_lm
-from obliviate.removal.approximate._steps import clip_and_step
-from obliviate.removal.base import (MethodConfig, RemovalMethod, StepBudget, UnlearningTask, endless,
-                                    epoch_loop, optimizer_for, register)
+from obliviate.removal.approximate._steps import forget_loop
+from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
 
 
 @dataclass
@@ -54,14 +54,11 @@ class SimNPO(RemovalMethod):
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
         cfg = self.config
         obj = require_lm(task, self.name)
-        opt = optimizer_for(model, cfg)
-        retain = endless(task, task.retain, cfg.batch_size, seed_tag=0x5E2) if cfg.retain_weight > 0 else None
-        model.train()
-        for batch in epoch_loop(task, task.forget, cfg.epochs, cfg.batch_size, ctl, progress, "simnpo",
-                                seed_tag=0x5E1):
+
+        def simnpo_term(model: nn.Module, batch: Any) -> torch.Tensor:
             logp, n = obj.sequence_logprob(model, batch)
-            loss = -(2.0 / cfg.beta) * F.logsigmoid(-cfg.beta * logp / n.clamp_min(1) - cfg.gamma).mean()
-            if retain is not None:
-                loss = loss + cfg.retain_weight * obj.loss(model, next(retain))
-            clip_and_step(model, opt, loss, cfg.max_grad_norm)
-        return model, {}
+            return -(2.0 / cfg.beta) * F.logsigmoid(-cfg.beta * logp / n.clamp_min(1) - cfg.gamma).mean()
+
+        anchor = (lambda m, b: cfg.retain_weight * obj.loss(m, b)) if cfg.retain_weight > 0 else None
+        return forget_loop(model, task, cfg, ctl, progress, "simnpo", forget_term=simnpo_term, anchor=anchor,
+                           seed_tags=(0x5E1, 0x5E2)), {}
