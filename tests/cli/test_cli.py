@@ -84,3 +84,10 @@ def test_forget_set_errors_surface_cleanly(tmp_path):
     res = runner.invoke(app, ["bench", "--no-progress", "--forget", f"ids:{ids}", "--methods", "finetune",
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "nope-1" in res.output
+
+
+def test_method_for_another_task_says_where_it_works(tmp_path):
+    res = runner.invoke(app, ["bench", "--dataset", "digits", "--methods", "npo,graddif", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "method 'npo' does not work on classification tasks" in res.output and "--task persons" in res.output
+    assert "did you mean 'graddiff'" in res.output

@@ -64,6 +64,11 @@ def resolve_methods(names: list[str], task: str = "classification") -> list[str]
             out.extend(available)
         elif n in available:
             out.append(n)
+        elif n in METHODS:
+            where = ("a language-model task (--task persons or --task tofu)" if "lm" in METHODS.get(n).tasks
+                     else "a classifier task (--task classification)")
+            problems.append(f"method {n!r} does not work on {task} tasks; run it in {where}. "
+                            f"Available here: {', '.join(available)}.")
         else:
             hint = closest(n, available)
             problems.append(f"unknown method {n!r}" + (f"; did you mean {hint!r}?" if hint else "")
