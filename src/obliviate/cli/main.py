@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from obliviate.cli.audit import audit
 from obliviate.cli.bench import bench
 from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("bench")(bench)
+app.command("audit")(audit)
 app.command("methods")(methods)
 app.add_typer(sisa_app, name="sisa")
 app.add_typer(ledger_app, name="ledger")
