@@ -33,14 +33,13 @@ SMALL_MODEL = {
     "idk": {"epochs": 8, "lr": 1e-3, "batch_size": 8, "retain_weight": 3.0},
     "whp": {"epochs": 6, "lr": 1e-3, "batch_size": 8, "reinforce_epochs": 2, "alpha": 20, "retain_weight": 1.0},
     "lm_layer_reset": {"epochs": 6, "lr": 6e-3, "batch_size": 16},
-    # RMU is written for classifiers and runs on LMs through the objective, at a named block
+    # RMU: the same method as for classifiers, at a named transformer block
     "rmu": {"layer": "transformer.h.0", "steering_coeff": 15, "alpha": 20, "lr": 2e-3, "epochs": 8, "batch_size": 8},
 }
 MIN_GAP_CLOSED = 0.5
 MAX_RETAIN_DROP = 0.15
 
 LM_METHODS = methods_for("lm")
-ALSO_ON_LM = [m for m in ("rmu",) if m in METHODS and m not in LM_METHODS]
 
 
 def _prob(model, fmt, data) -> float:
@@ -63,11 +62,11 @@ def baseline(tiny_lm):
 
 def test_every_lm_method_has_small_model_settings():
     assert {"gradient_ascent", "graddiff", "kl", "finetune", "npo", "simnpo", "idk", "whp",
-            "lm_layer_reset"} <= set(LM_METHODS)
+            "lm_layer_reset", "rmu"} <= set(LM_METHODS)
     assert set(LM_METHODS) <= set(SMALL_MODEL), "add the new method to SMALL_MODEL"
 
 
-@pytest.mark.parametrize("name", LM_METHODS + ALSO_ON_LM)
+@pytest.mark.parametrize("name", LM_METHODS)
 def test_lm_method_moves_forget_toward_retain_only_and_keeps_retain(name, tiny_lm, baseline):
     fmt, original = tiny_lm["fmt"], tiny_lm["original"]
     before = {k: v.clone() for k, v in original.state_dict().items()}
@@ -105,3 +104,15 @@ def test_lm_only_methods_refuse_classifier_objectives(name, digits):
                           recipe=Recipe(), seed=0)
     with pytest.raises(ConfigError, match="CausalLMObjective"):
         METHODS.get(name)().unlearn(model, task, budget=Budget(max_steps=1))
+
+
+def test_rmu_auto_layer_is_a_quarter_deep_and_masks_padding(tiny_lm):
+    from obliviate.removal.approximate.rmu import activation_mse, resolve_layer
+
+    name, _ = resolve_layer(tiny_lm["original"], "auto")
+    assert name == f"transformer.h.{tiny_lm['original'].config.n_layer // 4}"
+    h = torch.zeros(1, 3, 2)
+    h[0, 2] = 5.0                                  # a padding position far from the target
+    batch = {"attention_mask": torch.tensor([[1, 1, 0]])}
+    assert float(activation_mse(h, torch.zeros(2), batch)) == 0.0
+    assert float(activation_mse(h, torch.zeros(2), {})) == pytest.approx(25.0 / 3)

@@ -14,9 +14,12 @@ hooks on the named module (its output; the first element if it returns a tuple, 
 transformer blocks do), and the forward pass goes through the task's objective, so
 the same code runs on any model whose layers are named modules.
 
-``layer="auto"`` resolves to the second-to-last module that owns parameters, in
-registration order: the last hidden layer of the built-in MLP (``features.1`` for one
-hidden layer; the Linear's pre-activation output) and the hidden head of the CNN.
+``layer="auto"`` resolves, on a transformer (a model whose ``config`` gives its number of
+layers L), to block ``L // 4`` (the paper steers layer 7 of Zephyr-7B's 32); otherwise to
+the second-to-last module that owns parameters, in registration order: the last hidden
+layer of the built-in MLP (``features.1`` for one hidden layer; the Linear's
+pre-activation output) and the hidden head of the CNN. On a language model the losses
+average over the non-padding token positions of each batch (its ``attention_mask``).
 ``update="up_to_layer"`` selects the parameters of every module the forward pass
 reaches before the layer, plus the layer's own (found by tracing one forward pass);
 ``"layer"`` only the layer's, ``"all"`` everything, or give module names.
@@ -69,9 +72,25 @@ class RMUConfig(MethodConfig):
             raise ConfigError(" ".join(problems))
 
 
+def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The ModuleList of a transformer's blocks (``transformer.h``, ``model.layers``, ...), if any."""
+    config = getattr(model, "config", None)
+    n = getattr(config, "n_layer", None) or getattr(config, "num_hidden_layers", None)
+    if not isinstance(n, int):
+        return None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return name, module
+    return None
+
+
 def resolve_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
-    """The module named ``layer`` (``"auto"``: the second-to-last module that owns parameters)."""
+    """The module named ``layer`` (``"auto"``: see the module docstring)."""
     modules = dict(model.named_modules())
+    if layer == "auto" and (blocks := transformer_blocks(model)) is not None:
+        prefix, blocks_list = blocks
+        k = len(blocks_list) // 4
+        return f"{prefix}.{k}", blocks_list[k]
     if layer == "auto":
         owners = parametrised_layers(model)
         if len(owners) < 2:
@@ -159,12 +178,23 @@ def params_to_update(model: nn.Module, name: str, module: nn.Module, update: str
     return list(seen.values())
 
 
+def activation_mse(h: torch.Tensor, target: torch.Tensor, batch: Any) -> torch.Tensor:
+    """Mean squared error over the last dimension, averaged over real (non-padding) positions."""
+    mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+    if mask is None or h.dim() != 3:
+        return F.mse_loss(h, target.expand_as(h))
+    per_position = (h - target.expand_as(h)).pow(2).mean(dim=-1)
+    keep = mask.to(device=h.device, dtype=torch.bool)
+    return per_position[keep].mean()
+
+
 @register
 class RMU(RemovalMethod):
     name = "rmu"
     summary = "Steer forget activations at one layer to a random direction; keep retain activations unchanged."
     paper = "Li et al. 2024, The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning (RMU)"
     Config = RMUConfig
+    tasks = ("classification", "lm")
 
     def _run(self, model: nn.Module, original: nn.Module, task: UnlearningTask, ctl: StepBudget,
              progress: Progress) -> tuple[nn.Module, dict[str, Any]]:
@@ -197,8 +227,8 @@ class RMU(RemovalMethod):
                     obj.log_probs(model, r_batch)
                 with torch.no_grad(), capture(frozen_layer) as ref:
                     obj.log_probs(original, r_batch)
-                loss = (F.mse_loss(h_f, control.expand_as(h_f))
-                        + cfg.alpha * F.mse_loss(acts[0], ref[0]))
+                loss = (activation_mse(h_f, control, batch)
+                        + cfg.alpha * activation_mse(acts[0], ref[0], r_batch))
                 clip_and_step(model, opt, loss, cfg.max_grad_norm)
         finally:
             for p in model.parameters():
