@@ -109,7 +109,8 @@ def summarise_runs(args: argparse.Namespace) -> int:
     lines = ["# Classifier methods across data sets, models and forget sets (issue 3)", ""]
     tow_by: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
     overview: list[str] = []
-    fig, axes = plt.subplots(len(cells) // 3 or 1, 3, figsize=(15, 4.2 * (len(cells) // 3 or 1)), squeeze=False)
+    rows = (len(cells) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 4.2 * rows), squeeze=False)
     for k, (slug, result, info) in enumerate(cells):
         meta = result.meta
         summary = summarise(result.records, metrics)
@@ -169,6 +170,8 @@ def summarise_runs(args: argparse.Namespace) -> int:
         ax.set_ylabel("ToW vs retrain")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
+    for k in range(len(cells), rows * 3):
+        axes[k // 3][k % 3].set_visible(False)
     fig.tight_layout()
     png = RESULTS / "methods_tow_vs_time.png"
     fig.savefig(png, dpi=90)
