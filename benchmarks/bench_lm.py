@@ -83,7 +83,7 @@ def main() -> int:
         f"# Language-model unlearning (issue 4): {corpus_name}",
         "",
         f"- command: `.venv/bin/python benchmarks/bench_lm.py {task_args}--methods {args.methods} --seeds {args.seeds} "
-        f"--threads {args.threads}` (= `obliviate bench --task {args.task} {task_args}--methods {args.methods} "
+        f"--threads {args.threads}` (= `obliviate bench {task_args or '--task persons '}--methods {args.methods} "
         f"--seeds {args.seeds}`)",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; total wall time {wall / 60:.1f} min; "
         f"per seed (train both models + every method + every metric and attack): {per_seed}",
@@ -100,7 +100,7 @@ def main() -> int:
         f"- best method by the issue's goal (forget quality >= 0.05 with model utility >= 90% of the retain-only "
         f"model's): {best}",
         "",
-        to_markdown(result).split("\n", 7)[-1],
+        to_markdown(result).split("\n", 6)[-1],
     ]
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
     with open(args.results, "w") as fh:

@@ -54,7 +54,9 @@ answers. Relearn gap: fine-tune on half of each forgotten person's facts for a f
 ROUGE-L on the held-back half minus what the retain-only model reaches after the same steps
 (0 = as if never seen; the original shows what "not forgotten" looks like).
 ICL recovery: ROUGE-L gained by putting the forget facts in the prompt; compare with the `retrain`
-row: context brings facts back even after exact removal, so low values there are not "removal"."""
+row: in a model that learns in context, context brings facts back even after exact removal. A
+negative value means the context made answers worse: the model cannot read facts from a prompt
+(small models trained from scratch here cannot), and the attack says nothing about it."""
 
 
 def _clean(obj: Any) -> Any:
