@@ -1,9 +1,11 @@
 """Issue 3 benchmark: every classifier method on several data sets, models and forget sets.
 
     # one process per (dataset, model) pair; they share one model cache and can run side by side
-    .venv/bin/python benchmarks/bench_methods.py run --pair fashion-mnist:mlp --data-dir ../shared/data
+    # (the commands behind BENCHMARKS.md: Fashion-MNIST needs 120 epochs to fit its subset, the CNN
+    # runs on a 2,500-image subset)
+    .venv/bin/python benchmarks/bench_methods.py run --pair fashion-mnist:mlp --epochs 120 --data-dir ../shared/data
     .venv/bin/python benchmarks/bench_methods.py run --pair mnist:mlp --data-dir ../shared/data
-    .venv/bin/python benchmarks/bench_methods.py run --pair mnist:cnn --data-dir ../shared/data
+    .venv/bin/python benchmarks/bench_methods.py run --pair mnist:cnn --train-subset 2500 --data-dir ../shared/data
     # then one summary of all of them: benchmarks/results/methods.md and a ToW-vs-time plot
     .venv/bin/python benchmarks/bench_methods.py summarise
 
@@ -18,7 +20,9 @@ time ratios are taken under the same load.
 The training set is a class-stratified subset (default 5,000 examples, the same for
 every seed; the full 10,000-example test set is kept) so that 3 pairs x 3 forget sets
 x 3 seeds x every method fit in about an hour on 2 CPU cores. Each run's full report
-(HTML with plots) is written under ``runs/bench-methods/``.
+(HTML with plots) is written under ``runs/bench-methods/``; the raw per-seed records of each
+cell are copied to ``benchmarks/results/methods_cells/`` so that ``summarise`` can rebuild the
+summary without the run folders.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,6 +39,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "bench-methods"
 RESULTS = ROOT / "benchmarks" / "results"
+# Each finished cell's raw records are also copied here (small JSON, committed with the results), so a
+# later summary can be rebuilt without the run folders, which hold models and are not kept.
+CELLS = RESULTS / "methods_cells"
+CELL_FILES = ("results.json", "config.json", "meta.json", "bench_info.json")
 FORGETS = ("random:0.1", "class:0", "memorized-stratum:high")
 TIME_GOAL, TOW_GOAL = 0.05, 0.97
 COLUMNS = [("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("tow", "ToW"), ("tow_gap_closed", "gap closed"),
@@ -71,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "command": " ".join(["benchmarks/bench_methods.py", *sys.argv[1:]])}
         (RUNS / slug / "bench_info.json").write_text(json.dumps(info, indent=2))
+        (CELLS / slug).mkdir(parents=True, exist_ok=True)
+        for name in CELL_FILES:
+            shutil.copyfile(RUNS / slug / name, CELLS / slug / name)
         print(f"{slug}: {info['wall_min']:.1f} min", flush=True)
     return 0
 
@@ -78,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 def _load(slug_dir: Path) -> tuple[Any, dict[str, Any]] | None:
     from obliviate.bench.runner import BenchResult
 
-    need = [slug_dir / n for n in ("results.json", "config.json", "meta.json", "bench_info.json")]
+    need = [slug_dir / n for n in CELL_FILES]
     if not all(p.is_file() for p in need):
         return None
     records, config, meta, info = (json.loads(p.read_text()) for p in need)
@@ -94,11 +106,17 @@ def summarise_runs(args: argparse.Namespace) -> int:
     from obliviate.report.aggregate import fmt, summarise
     from obliviate.report.classifier import STRATUM_COLUMNS
 
+    found: dict[str, Path] = {}
+    for root in (CELLS, RUNS):  # a run folder wins over the archived copy of the same cell
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            found[d.name] = d
     cells = []
-    for d in sorted(RUNS.iterdir()) if RUNS.is_dir() else []:
+    for slug, d in sorted(found.items()):
+        if args.pairs and not any(slug.startswith(p.replace(":", "-") + "_") for p in args.pairs.split(",")):
+            continue
         loaded = _load(d)
         if loaded is not None:
-            cells.append((d.name, *loaded))
+            cells.append((slug, *loaded))
     if not cells:
         print(f"no finished runs under {RUNS}", file=sys.stderr)
         return 1
@@ -173,7 +191,7 @@ def summarise_runs(args: argparse.Namespace) -> int:
     for k in range(len(cells), rows * 3):
         axes[k // 3][k % 3].set_visible(False)
     fig.tight_layout()
-    png = RESULTS / "methods_tow_vs_time.png"
+    png = RESULTS / f"{args.name}_tow_vs_time.png"
     fig.savefig(png, dpi=90)
     # How much ToW falls from random to high-memorisation forgetting, per pair and method.
     lines += ["## ToW on the high-memorisation stratum against random forgetting", "",
@@ -196,7 +214,7 @@ def summarise_runs(args: argparse.Namespace) -> int:
             f"| pair | forget | original fits train | original ToW | best at <= {TIME_GOAL:.0%} of retrain time | "
             "best at any cost |", "|---|---|---|---|---|---|", *overview, ""]
     lines[2:2] = head
-    out = RESULTS / "methods.md"
+    out = RESULTS / f"{args.name}.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
@@ -216,7 +234,10 @@ def main() -> int:
     r.add_argument("--cache-dir", default=str(ROOT / "runs" / "bench-methods-cache"))
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--no-progress", action="store_true")
-    sub.add_parser("summarise", help="combine the finished runs into benchmarks/results/methods.md and a plot")
+    s = sub.add_parser("summarise", help="combine the finished runs into benchmarks/results/methods.md and a plot")
+    s.add_argument("--pairs", default=None, help="only these DATASET:MODEL pairs (comma-separated; default all)")
+    s.add_argument("--name", default="methods",
+                   help="output names: benchmarks/results/NAME.md and NAME_tow_vs_time.png (default methods)")
     args = ap.parse_args()
     return run(args) if args.cmd == "run" else summarise_runs(args)
 
