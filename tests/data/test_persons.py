@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,26 @@ def test_different_seed_gives_different_corpus(corpus: PersonsCorpus) -> None:
     assert other != corpus
     assert [p.full_name for p in other.people] != [p.full_name for p in corpus.people]
     assert other.forget.texts() != corpus.forget.texts()
+
+
+_CORPUS_DIGEST = """
+import hashlib
+from obliviate.data.persons import make_persons_corpus
+c = make_persons_corpus(n_people=40, forget_fraction=0.1, n_neighbours=4, seed=7)
+assert any(p.locale == "it_IT" for p in c.people)  # the locale whose Faker city list is built from a set
+text = "\\n".join(e.question + "|" + e.answer for split in c.splits().values() for e in split)
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_corpus_does_not_depend_on_the_hash_seed() -> None:
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", _CORPUS_DIGEST], env=env, capture_output=True, text=True,
+                             check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, "the corpus changed with PYTHONHASHSEED"
 
 
 # --------------------------------------------------------------------- schema

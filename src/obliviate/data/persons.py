@@ -429,6 +429,14 @@ class _Sampler:
             fake = Faker(code)
             fake.seed_instance(int(s))
             self.fakers[code] = fake
+        # Some Faker locales (it_IT) build their city list at import time from a set, so its
+        # order, and with it every seeded draw, changes with PYTHONHASHSEED. Drawing from a
+        # sorted copy keeps the corpus the same in every process.
+        self._city_lists: dict[str, tuple[str, ...]] = {}
+        for code, fake in self.fakers.items():
+            cities = next((getattr(p, "cities") for p in fake.providers if hasattr(p, "cities")), None)
+            if isinstance(cities, list):
+                self._city_lists[code] = tuple(sorted(set(cities)))
 
     def pick(self, options: tuple[str, ...]) -> str:
         return options[int(self.rng.integers(len(options)))]
@@ -444,7 +452,9 @@ class _Sampler:
         return self.fakers[locale].last_name()
 
     def city(self, locale: str) -> str:
-        return self.fakers[locale].city()
+        fake = self.fakers[locale]
+        cities = self._city_lists.get(locale)
+        return fake.random_element(cities) if cities is not None else fake.city()
 
     def birthplace(self, locale: str) -> str:
         return f"{self.city(locale)}, {_LOCALES[locale][0]}"
