@@ -168,3 +168,23 @@ def test_typed_errors_from_the_api(tmp_path):
         load_run(tmp_path / "missing")
     with pytest.raises(ConfigError, match="need at least 4 models"):
         run_audit(tmp_path, AuditSettings(attacks=("ulira",), replicas=2))
+
+
+def test_a_bench_rerun_retires_the_audit_of_earlier_results(tmp_path):
+    """An audit.json is kept only while it describes the results.json beside it."""
+    import hashlib
+
+    from obliviate.report.classifier import _retire_stale_audit
+
+    results = b'[{"method": "original"}]'
+    sha = hashlib.sha256(results).hexdigest()
+    (tmp_path / "audit.json").write_text(json.dumps({"results_sha256": sha}))
+    _retire_stale_audit(tmp_path, sha)
+    assert (tmp_path / "audit.json").is_file() and not (tmp_path / "audit.superseded.json").exists()
+    _retire_stale_audit(tmp_path, hashlib.sha256(b"[]").hexdigest())
+    assert not (tmp_path / "audit.json").exists()
+    assert json.loads((tmp_path / "audit.superseded.json").read_text())["results_sha256"] == sha
+    (tmp_path / "audit.json").write_text("{not json")
+    _retire_stale_audit(tmp_path, sha)
+    assert not (tmp_path / "audit.json").exists()
+    assert (tmp_path / "audit.superseded.json").read_text() == "{not json"

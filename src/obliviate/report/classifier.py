@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from obliviate.bench.runner import BenchResult
 from obliviate.report.aggregate import fmt, summarise
 from obliviate.report.plots import grouped_bars, scatter_tradeoff, to_png
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     ("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("tow", "ToW"), ("tow_gap_closed", "ToW gap closed"),
@@ -174,4 +178,25 @@ def write_reports(result: BenchResult, out: str | Path) -> dict[str, Path]:
     atomic_write_json(paths["meta"], _clean(result.meta))
     atomic_write_bytes(paths["markdown"], to_markdown(result).encode())
     atomic_write_bytes(paths["html"], to_html(result).encode())
+    _retire_stale_audit(out, hashlib.sha256(paths["results"].read_bytes()).hexdigest())
     return paths
+
+
+def _retire_stale_audit(out: Path, results_sha256: str) -> None:
+    """An ``audit.json`` left by ``obliviate audit`` on earlier results no longer describes this run.
+
+    It is renamed to ``audit.superseded.json`` (kept, not deleted), so nothing reads it as
+    the audit of the new results; an audit of these very results is left alone.
+    """
+    audit = out / "audit.json"
+    if not audit.is_file():
+        return
+    try:
+        sha = json.loads(audit.read_text()).get("results_sha256")
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        sha = None
+    if sha == results_sha256:
+        return
+    audit.replace(out / "audit.superseded.json")
+    log.warning("%s audited earlier results of this folder; moved it to audit.superseded.json "
+                "(re-run `obliviate audit --run %s` to audit the new results)", audit, out)
