@@ -18,6 +18,7 @@ TINY = {
     "eval": {"max_examples": 24, "n_boot": 20},
     "attacks": {"relearn": {"steps": 3, "batch_size": 8}, "icl": {"max_questions": 8, "n_context": 2}},
     "parallel_training": False,
+    "method_workers": 1,
     "method_config": {"npo": {"epochs": 2, "lr": 5e-4, "batch_size": 8},
                       "graddiff": {"epochs": 2, "lr": 1e-3, "batch_size": 8}},
 }
@@ -153,3 +154,22 @@ def test_model_path_with_lora_and_chat_template(tiny_lm, tmp_path):
     bad = runner.invoke(app, ["bench", "--task", "persons", "--model-path", str(tmp_path / "nowhere"),
                               "--out", str(out), "--no-progress"])
     assert bad.exit_code != 0 and "not a directory" in bad.output
+
+
+@pytest.mark.slow
+def test_methods_in_worker_processes_match_this_process(tmp_path):
+    """Two worker processes give the same records as running the methods one after another here."""
+    from obliviate.bench.lm_config import LMBenchConfig
+    from obliviate.bench.lm_runner import run_lm_bench
+
+    timing = {"wall_s", "wall_ratio", "attack_s", "eval_s"}
+    runs = {}
+    for workers in (1, 2):
+        cfg = LMBenchConfig(**{**TINY, "cache_dir": str(tmp_path / "cache"), "methods": ["npo", "graddiff", "idk"],
+                               "method_workers": workers, "progress": False})
+        result = run_lm_bench(cfg)
+        assert result.meta["seeds"]["0"]["method_workers"] == workers
+        runs[workers] = [{k: v for k, v in r.items() if k not in timing} for r in result.records]
+    assert [r["method"] for r in runs[2]] == ["original", "retrain", "npo", "graddiff", "idk"]
+    assert json.dumps(runs[1], sort_keys=True, default=str) == json.dumps(runs[2], sort_keys=True, default=str)
+    assert runs[2][2]["forget_prob"] != runs[2][0]["forget_prob"]  # the methods did run

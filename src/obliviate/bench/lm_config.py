@@ -143,6 +143,7 @@ class LMBenchConfig(StrictModel):
     device: str = "cpu"
     threads: int | None = None                # torch intra-op threads (None: leave as is)
     parallel_training: bool = True           # train original and retain-only side by side (2 processes)
+    method_workers: int | None = Field(default=None, ge=1)  # processes for the methods (None: 2 on a multi-core CPU)
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -508,6 +508,100 @@ def _lora_wrap(model: nn.Module, cfg: LMBenchConfig) -> nn.Module:
     return get_peft_model(copy.deepcopy(model), lcfg)
 
 
+@dataclass
+class _SeedContext:
+    """What every method of one seed is scored against (picklable, for worker processes)."""
+
+    cfg: LMBenchConfig
+    seed: int
+    data: LMTaskData
+    recipe: LMRecipe
+    budget: Budget
+    ref_ev: ModelEval
+    part_a: QADataset
+    part_b: QADataset
+    relearn_cfg: RelearnConfig
+    icl_cfg: ICLConfig
+    control_relearn: dict[str, Any] | None
+    control_icl: dict[str, float] | None
+    ref_wall: float
+
+
+def _finish(ctx: _SeedContext, fmt: QAFormat, name: str, model: nn.Module, ev: ModelEval,
+            extra: dict[str, Any]) -> dict[str, Any]:
+    """One model's record: metrics against the reference, then the relearning and in-context attacks."""
+    cfg, seed = ctx.cfg, ctx.seed
+    t_attack = time.perf_counter()
+    rec = record_for(name, seed, ev, ctx.ref_ev, ctx.data)
+    if ctx.control_relearn is not None:
+        scores = ctx.control_relearn if name == REFERENCE else relearn(
+            model, fmt, ctx.part_a, ctx.part_b, ctx.relearn_cfg, seed=seed, device=cfg.device)
+        rec.update(relearn_attack(scores, ctx.control_relearn))
+    if ctx.control_icl is not None:
+        control = ctx.control_icl
+        icl = control if name == REFERENCE else icl_attack(model, fmt, ctx.data.forget, ctx.icl_cfg, seed=seed,
+                                                           device=cfg.device)
+        rec.update(icl)
+        rec["icl_recovery_control"] = control["icl_recovery"]
+        rec["icl_related_recovery_control"] = control["icl_related_recovery"]
+        rec["icl_excess"] = icl["icl_recovery"] - control["icl_recovery"]
+        rec["icl_after_gap"] = icl["icl_rouge_facts"] - control["icl_rouge_facts"]
+    rec["attack_s"] = time.perf_counter() - t_attack
+    rec.update(extra)
+    rec["wall_ratio"] = rec["wall_s"] / ctx.ref_wall if np.isfinite(ctx.ref_wall) else float("nan")
+    return rec
+
+
+def _unlearn_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn.Module,
+                       fit_from_scratch: Callable[[QADataset], Any] | None, progress: Progress) -> dict[str, Any]:
+    """Run one method on the original, evaluate the result and attack it."""
+    cfg, seed = ctx.cfg, ctx.seed
+    method = METHODS.get(name)(**method_overrides(cfg, name))
+    task = UnlearningTask(forget=ctx.data.forget, retain=ctx.data.retain, objective=CausalLMObjective(fmt, cfg.device),
+                          recipe=ctx.recipe, seed=seed, device=cfg.device,  # type: ignore[arg-type]
+                          fit_from_scratch=fit_from_scratch,
+                          extras={"train": ctx.data.train, "format": fmt, "task": cfg.task})
+    start = _lora_wrap(original, cfg) if cfg.lora is not None else original
+    log.info("seed %d: running %s", seed, name)
+    # A method's numbers must not depend on which methods ran before it (or in which process):
+    # anything it draws from torch's global generator starts from the seed.
+    torch.manual_seed(seed)
+    unlearned, record = method.unlearn(start, task, budget=ctx.budget, progress=progress)
+    if cfg.lora is not None:
+        unlearned = unlearned.merge_and_unload().requires_grad_(True)  # peft froze the base weights
+    t_eval = time.perf_counter()
+    ev = evaluate_model(unlearned, fmt, ctx.data, cfg, seed=seed)
+    return _finish(ctx, fmt, name, unlearned, ev,
+                   {"eval_s": time.perf_counter() - t_eval, "kind": record.kind, "wall_s": record.wall_s,
+                    "steps": record.steps, "stopped_by": record.stopped_by, "method_config": record.config,
+                    **{f"extra_{k}": v for k, v in record.extra.items() if isinstance(v, (int, float, str))}})
+
+
+def _method_workers(cfg: LMBenchConfig, source: ModelSource, methods: list[str]) -> int:
+    """How many processes run the methods: ``cfg.method_workers``, or 2 on a multi-core CPU.
+
+    Only the built-in GPT-2 runs in workers (a local model would be loaded once per
+    process), and ``retrain`` as a method needs this process's model cache, so it runs here.
+    """
+    if cfg.method_workers is not None:
+        wanted = cfg.method_workers
+    else:
+        wanted = 2 if str(cfg.device) == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+    if source._base is not None or "retrain" in methods or len(methods) < 2:
+        return 1
+    return max(1, min(wanted, len(methods)))
+
+
+def _method_worker(job: tuple[Any, ...]) -> dict[str, Any]:
+    """One method in a worker process (one torch thread): rebuild the original, unlearn, score."""
+    ctx, spec, tokenizer, max_length, state, name = job
+    torch.set_num_threads(1)
+    fmt = QAFormat(tokenizer, max_length=max_length)
+    model = build_gpt2(spec, len(tokenizer), seed=ctx.seed, eos_token_id=fmt.eos_id)
+    model.load_state_dict(state)
+    return _unlearn_and_score(ctx, fmt, name, model.eval(), None, NullProgress())
+
+
 def run_lm_bench(cfg: LMBenchConfig, *, progress: Progress | None = None) -> LMResult:
     """Run the benchmark described by ``cfg``."""
     progress = progress or NullProgress()
@@ -546,53 +640,38 @@ def run_lm_bench(cfg: LMBenchConfig, *, progress: Progress | None = None) -> LMR
             if cfg.attacks.icl.enabled else None
         seed_meta["relearn_split"] = {"relearn": len(part_a), "held_back": len(part_b)}
 
-        def finish(name: str, model: nn.Module, ev: ModelEval, extra: dict[str, Any]) -> None:
-            t_attack = time.perf_counter()
-            rec = record_for(name, seed, ev, ref_ev, data)
-            if control_relearn is not None:
-                scores = control_relearn if name == REFERENCE else relearn(
-                    model, fmt, part_a, part_b, relearn_cfg, seed=seed, device=cfg.device)
-                rec.update(relearn_attack(scores, control_relearn))
-            if control_icl is not None:
-                icl = control_icl if name == REFERENCE else icl_attack(model, fmt, data.forget, icl_cfg, seed=seed,
-                                                                       device=cfg.device)
-                rec.update(icl)
-                rec["icl_recovery_control"] = control_icl["icl_recovery"]
-                rec["icl_related_recovery_control"] = control_icl["icl_related_recovery"]
-                rec["icl_excess"] = icl["icl_recovery"] - control_icl["icl_recovery"]
-                rec["icl_after_gap"] = icl["icl_rouge_facts"] - control_icl["icl_rouge_facts"]
-            rec["attack_s"] = time.perf_counter() - t_attack
-            rec.update(extra)
-            rec["wall_ratio"] = rec["wall_s"] / ref_wall if np.isfinite(ref_wall) else float("nan")
-            records.append(rec)
-
-        finish(BASELINE, original.model, evaluate_model(original.model, fmt, data, cfg, seed=seed),
-               {"kind": "baseline", "wall_s": 0.0, "steps": 0, "stopped_by": "n/a"})
-        finish(REFERENCE, retained.model, ref_ev,
-               {"kind": "exact", "wall_s": retained.wall_s, "steps": int(retained.manifest.get("steps", 0)),
-                "stopped_by": "completed"})
+        ctx = _SeedContext(cfg=cfg, seed=seed, data=data, recipe=source.recipe, budget=budget, ref_ev=ref_ev,
+                           part_a=part_a, part_b=part_b, relearn_cfg=relearn_cfg, icl_cfg=icl_cfg,
+                           control_relearn=control_relearn, control_icl=control_icl, ref_wall=ref_wall)
+        records.append(_finish(ctx, fmt, BASELINE, original.model,
+                               evaluate_model(original.model, fmt, data, cfg, seed=seed),
+                               {"kind": "baseline", "wall_s": 0.0, "steps": 0, "stopped_by": "n/a"}))
+        records.append(_finish(ctx, fmt, REFERENCE, retained.model, ref_ev,
+                               {"kind": "exact", "wall_s": retained.wall_s,
+                                "steps": int(retained.manifest.get("steps", 0)), "stopped_by": "completed"}))
 
         def fit_from_scratch(subset: QADataset, _seed: int = seed) -> tuple[nn.Module, float, dict[str, Any]]:
             tm = source.train(subset, "retain")
             return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0)}
 
-        for name in methods:
-            method = METHODS.get(name)(**method_overrides(cfg, name))
-            task = UnlearningTask(forget=data.forget, retain=data.retain, objective=CausalLMObjective(fmt, cfg.device),
-                                  recipe=source.recipe, seed=seed, device=cfg.device,  # type: ignore[arg-type]
-                                  fit_from_scratch=fit_from_scratch,
-                                  extras={"train": data.train, "format": fmt, "task": cfg.task})
-            start = _lora_wrap(original.model, cfg) if cfg.lora is not None else original.model
-            log.info("seed %d: running %s", seed, name)
-            unlearned, record = method.unlearn(start, task, budget=budget, progress=progress)
-            if cfg.lora is not None:
-                unlearned = unlearned.merge_and_unload().requires_grad_(True)  # peft froze the base weights
-            t_eval = time.perf_counter()
-            ev = evaluate_model(unlearned, fmt, data, cfg, seed=seed)
-            finish(name, unlearned, ev, {"eval_s": time.perf_counter() - t_eval, "kind": record.kind, "wall_s": record.wall_s, "steps": record.steps,
-                                         "stopped_by": record.stopped_by, "method_config": record.config,
-                                         **{f"extra_{k}": v for k, v in record.extra.items()
-                                            if isinstance(v, (int, float, str))}})
+        workers = _method_workers(cfg, source, methods)
+        seed_meta["method_workers"] = workers
+        if workers > 1:
+            # Each method is independent of the others (it starts from the original and reseeds),
+            # so running them in worker processes gives the same records as running them here.
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            state = {k: v.detach().clone() for k, v in original.model.state_dict().items()}
+            jobs = [(ctx, source.spec, fmt.tokenizer, fmt.max_length, state, name) for name in methods]
+            with progress.task(f"methods seed={seed} ({workers} processes)", total=len(methods)) as bar:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                    for rec in pool.map(_method_worker, jobs):
+                        records.append(rec)
+                        bar.advance(1)
+        else:
+            for name in methods:
+                records.append(_unlearn_and_score(ctx, fmt, name, original.model, fit_from_scratch, progress))
         seed_meta["seed_wall_s"] = time.perf_counter() - t_seed
         meta["seeds"][str(seed)] = seed_meta
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
