@@ -659,16 +659,13 @@ def run_lm_bench(cfg: LMBenchConfig, *, progress: Progress | None = None) -> LMR
         if workers > 1:
             # Each method is independent of the others (it starts from the original and reseeds),
             # so running them in worker processes gives the same records as running them here.
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+            from obliviate.engine.executor import ProcessExecutor
 
             state = {k: v.detach().clone() for k, v in original.model.state_dict().items()}
             jobs = [(ctx, source.spec, fmt.tokenizer, fmt.max_length, state, name) for name in methods]
-            with progress.task(f"methods seed={seed} ({workers} processes)", total=len(methods)) as bar:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                    for rec in pool.map(_method_worker, jobs):
-                        records.append(rec)
-                        bar.advance(1)
+            with ProcessExecutor(max_workers=workers) as ex:
+                records += ex.map(_method_worker, jobs, progress=progress,
+                                  description=f"methods seed={seed} ({workers} processes)")
         else:
             for name in methods:
                 records.append(_unlearn_and_score(ctx, fmt, name, original.model, fit_from_scratch, progress))
