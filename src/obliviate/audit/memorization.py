@@ -23,7 +23,7 @@ Scores are cached on disk under the model cache directory
 (``<cache>/memorization/<key>.npz``), keyed by the data's fingerprint, the model,
 the training recipe and the seed.
 
-Forget specs registered here (importing :mod:`obliviate.removal` registers them):
+Forget specs registered here (:mod:`obliviate.data.forget` imports this module on first use of one):
 
 * ``memorized:FRACTION`` - the top ``FRACTION`` of the training set by score.
 * ``memorized-stratum:low|mid|high[:FRACTION]`` - examples drawn uniformly at random
