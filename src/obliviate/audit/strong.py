@@ -569,7 +569,7 @@ def run_audit(run_dir: str | os.PathLike[str], settings: AuditSettings | None = 
               progress: Progress | None = None) -> dict[str, Any]:
     """Run the strong audit of a bench run (see the module docstring); returns the ``audit.json`` object."""
     from obliviate.audit.attacks import final_score, forget_quality, relearn_recovery, ulira
-    from obliviate.bench.runner import machine_info
+    from obliviate.machine import machine_info
     from obliviate.data.forget import split_forget
     from obliviate.engine.executor import make_executor
     from obliviate.engine.replicas import ReplicaRecipe
