@@ -105,7 +105,7 @@ def test_reports_gain_the_section_once(audited):
 
 @pytest.mark.slow
 def test_methods_filter_and_progress(audited):
-    from obliviate.audit.strong import AuditSettings, run_audit
+    from obliviate.bench.audit import AuditSettings, run_audit
     from obliviate.progress import Progress
 
     class Recording(Progress):
@@ -159,7 +159,7 @@ def test_unknown_method_and_seed_name_the_valid_ones(audited):
 
 
 def test_typed_errors_from_the_api(tmp_path):
-    from obliviate.audit.strong import AuditSettings, load_run, parse_attacks, run_audit
+    from obliviate.bench.audit import AuditSettings, load_run, parse_attacks, run_audit
     from obliviate.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean 'challenge'"):
