@@ -66,7 +66,8 @@ class ReplicaCache:
         self.cache, self.factory = cache, factory
 
     def _holder(self, n: int) -> nn.ModuleList:
-        return nn.ModuleList([self.factory() for _ in range(n)])
+        # built under a fixed seed, so a cache lookup never draws from the caller's torch RNG
+        return nn.ModuleList([self.factory.seeded(0) for _ in range(n)])
 
     def load(self, key: str, n: int) -> tuple[list[State], dict[str, Any]] | None:
         holder = self._holder(n)
