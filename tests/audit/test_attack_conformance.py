@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 import numpy as np
 import pytest
@@ -57,8 +57,7 @@ def test_attack_declares_what_the_registry_promises(name):
     assert cls.name == name and cls.paper and cls.strength in ("weak", "strong")
     cfg = cls.Config()
     assert set(cfg.to_dict()) == {f.name for f in fields(cls.Config)}
-    for f in fields(cls.Config):
-        assert f.default is not None or f.name == "lr"  # defaults that work
+    assert all(f.default is not MISSING for f in fields(cls.Config))  # every parameter has a default
     assert isinstance(cls.threshold_text(Thresholds()), str)
     with pytest.raises(ConfigError, match="not a parameter"):
         cls(no_such_parameter=1)
@@ -90,3 +89,9 @@ def test_parse_attacks_uses_the_registry():
         parse_attacks("ulria")
     with pytest.raises(ConfigError, match="No attack selected"):
         parse_attacks(" , ")
+
+
+def test_attack_config_typos_get_the_nearest_name():
+    with pytest.raises(ConfigError, match="did you mean 'repeats'"):
+        ATTACKS.get("ulira")(repeat=3)
+    assert ATTACKS.get("ulira")(repeats=3).config.repeats == 3

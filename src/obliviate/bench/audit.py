@@ -416,9 +416,10 @@ def _build_groups(run: RunFiles, settings: AuditSettings, methods: list[str], se
 
 
 class _Relearner:
-    """Relearning accuracies of each group against the retrained control (computed on demand)."""
+    """Relearning accuracies of each group against the retrained control, with the relearning attack's config
+    (``steps``, ``lr``, ``models``)."""
 
-    def __init__(self, groups: _Groups, settings: AuditSettings, seed: int, device: str) -> None:
+    def __init__(self, groups: _Groups, config: Any, replicas: int, seed: int, device: str) -> None:
         from obliviate.engine.replicas.signals import relearn_accuracies
 
         split = groups.split
@@ -429,8 +430,8 @@ class _Relearner:
             raise DataError(f"Relearning needs at least 2 forget examples (a part to relearn, a part to test); "
                             f"this forget set has {len(split.forget)}.")
         fx, fy = torch.from_numpy(split.forget.x), torch.from_numpy(split.forget.y)
-        self.k = min(settings.relearn_models, settings.replicas)
-        self.steps, self.lr = settings.relearn_steps, settings.relearn_lr or groups.recipe.lr
+        self.k = min(config.models, replicas)
+        self.steps, self.lr = config.steps, config.lr or groups.recipe.lr
         kw = dict(steps=self.steps, lr=self.lr, batch_size=groups.recipe.batch_size, seed=seed, device=device)
         self._of = lambda states, seeds: relearn_accuracies(states[:self.k], seeds[:self.k], groups.factory,
                                                             fx[self.a], fy[self.a], fx[self.b], fy[self.b], **kw)
@@ -489,8 +490,9 @@ def run_audit(run_dir: str | Path, settings: AuditSettings | None = None, *,
     groups = _build_groups(run, settings, methods, seed, device, progress, timing, notes) if strong else None
     t0 = time.perf_counter()
     relearner = None
-    if groups is not None and any("relearn" in ATTACKS.get(a).needs for a in names):
-        relearner = _Relearner(groups, settings, seed, device)
+    relearn_config = next((a.config for a in attacks.values() if "relearn" in a.needs), None)
+    if groups is not None and relearn_config is not None:
+        relearner = _Relearner(groups, relearn_config, settings.replicas, seed, device)
     with progress.task("attacks", total=len(methods)) as bar:
         for m in methods:
             out = results[m]

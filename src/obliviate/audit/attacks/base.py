@@ -134,10 +134,15 @@ class Attack(ABC):
     def __init__(self, config: AttackConfig | None = None, **overrides: Any) -> None:
         if config is None:
             valid = [f.name for f in dataclasses.fields(self.Config)]
-            bad = [k for k in overrides if k not in valid]
-            if bad:
-                raise ConfigError(f"Invalid configuration for attack {self.name!r}:", [
-                    f"{k!r} is not a parameter of {self.name}; valid: {', '.join(valid) or 'none'}." for k in bad])
+            problems = []
+            for k in overrides:
+                if k not in valid:
+                    hint = closest(k, valid)
+                    problems.append(f"{k!r} is not a parameter of attack {self.name!r}"
+                                    + (f"; did you mean {hint!r}?" if hint else "")
+                                    + f" Valid: {', '.join(valid) or 'none'}.")
+            if problems:
+                raise ConfigError(f"Invalid configuration for attack {self.name!r}:", problems)
             config = self.Config(**overrides)
         if not isinstance(config, self.Config):
             raise ConfigError(f"attack {self.name!r} expects a {self.Config.__name__}; got {type(config).__name__}.")
