@@ -14,8 +14,17 @@ logit-scaled confidences ``log p_y - log(1 - p_y)``; computing them from models
   (Triantafillou et al. 2024).
 * :mod:`.relearn` - relearning-attack recovery relative to a retrained control.
 
-A new attack is one module here (config dataclass, :class:`Attack` subclass, ``@register``)
-plus its import line below.
+Adding an attack (the files it touches):
+
+1. ``src/obliviate/audit/attacks/<name>.py``: a frozen config dataclass (subclass of
+   :class:`AttackConfig`, every field with a documented default), the :class:`Attack` subclass
+   (``name``, ``paper``, ``order``, ``strength``, ``needs``; ``run``, a two-sided ``verdict``,
+   ``threshold_text``) and ``@register``;
+2. its import line below (registration happens at import);
+3. nothing else to make it run: ``obliviate audit --attacks <name>`` resolves it from
+   :data:`ATTACKS`, and ``tests/audit/test_attack_conformance.py`` checks it (chance passes, a shift
+   up or down is caught); a threshold it reads is a field of :class:`Thresholds`, a report column
+   is added in :mod:`obliviate.report.audit`.
 """
 
 from obliviate.audit.attacks.base import (
