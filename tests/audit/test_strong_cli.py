@@ -219,6 +219,13 @@ def test_a_moved_run_audits_from_any_folder_and_refuses_changed_data(audited, tm
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "data changed since the run" in res.output, res.output
     assert "Traceback" not in res.output
+    # an older run records no fingerprint: the forget-set size is still checked
+    meta = json.loads((moved / "meta.json").read_text())
+    del meta["data_fingerprint"]
+    meta["seeds"]["0"]["n_forget"] = 7
+    (moved / "meta.json").write_text(json.dumps(meta))
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "had 7 forget examples" in res.output, res.output
 
 
 def test_relative_data_paths_resolve_against_where_the_run_was_made(tmp_path, monkeypatch):
