@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
+from obliviate.audit.memorization import using_cache
 from obliviate.data.dataset import DataBundle
 from obliviate.errors import ConfigError
 from obliviate.machine import load_average, machine_info
@@ -54,14 +56,16 @@ def run_bench(cfg: RunConfig, *, progress: Progress | None = None, bundle: DataB
     budget = Budget(**cfg.budget.model_dump())
     cache = task.cache()
     meta: dict[str, Any] = {**task.run_meta(), "methods": [BASELINE, REFERENCE, *methods],
-                            "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": {}}
+                            "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "cwd": os.getcwd(), "seeds": {}}
     records: list[dict[str, Any]] = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for seed in cfg.seeds:
-        run = task.seed_run(seed, cache=cache, progress=progress)
-        records += run.reference_records()
-        records += run.run_methods(methods, budget, progress)
-        meta["seeds"][str(seed)] = run.meta
+    with using_cache(cache):  # memorisation scores (memorized:* forget sets, --strata) honour the run's cache
+        for seed in cfg.seeds:
+            run = task.seed_run(seed, cache=cache, progress=progress)
+            records += run.reference_records()
+            records += run.run_methods(methods, budget, progress)
+            meta["seeds"][str(seed)] = run.meta
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     meta["wall_s"], meta["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     meta["load_average"] = load_average()  # at the end; meta["machine"] holds it at the start
