@@ -85,13 +85,13 @@ def test_same_config_gives_same_numbers(persons_run):
 ])
 def test_cli_persons_rejects_bad_settings(args, message, tmp_path):
     res = runner.invoke(app, ["bench", "--task", "persons", "--out", str(tmp_path), "--no-progress", *args])
-    assert res.exit_code != 0
+    assert res.exit_code == 2 and "Traceback" not in res.output
     assert message in res.output
 
 
 def test_tofu_split_is_validated(tmp_path):
     res = runner.invoke(app, ["bench", "--task", "tofu", "--split", "forget07", "--out", str(tmp_path)])
-    assert res.exit_code != 0 and "forget01, forget05, forget10" in res.output
+    assert res.exit_code == 2 and "forget01, forget05, forget10" in res.output
 
 
 def test_tofu_task_data(shared_data):
@@ -153,7 +153,7 @@ def test_model_path_with_lora_and_chat_template(tiny_lm, tmp_path):
     assert meta["seeds"]["0"]["model"]["kind"] == "local" and meta["seeds"]["0"]["format"]["chat_template"]
     bad = runner.invoke(app, ["bench", "--task", "persons", "--model-path", str(tmp_path / "nowhere"),
                               "--out", str(out), "--no-progress"])
-    assert bad.exit_code != 0 and "not a directory" in bad.output
+    assert bad.exit_code == 2 and "not a directory" in bad.output
 
 
 @pytest.mark.slow
