@@ -41,3 +41,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+#: what a run writes into its output folder
+RUN_FILES = ("results.json", "config.json", "meta.json", "report.md", "report.html")
+
+
+def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False,
+                     would_write: tuple[str, ...] = RUN_FILES, flag: str = "--out") -> Path:
+    """Check, before any work, that ``path`` can take a run's files; create it.
+
+    A path that is a file, a folder that cannot be written, and a folder that already holds
+    a run (unless ``overwrite``) are errors that say what to do.
+    """
+    from obliviate.errors import ConfigError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{flag} {out} is a file, not a folder; give a folder for the run's files.")
+    existing = [name for name in would_write if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{flag} {out} already holds a run ({', '.join(existing)}); pass --overwrite to replace "
+                          "it, or choose another folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {out} cannot be written ({exc.strerror}); choose a folder you can write to.") from None
+    return out

@@ -91,3 +91,24 @@ def test_method_for_another_task_says_where_it_works(tmp_path):
     assert res.exit_code == 2
     assert "method 'npo' does not work on classification tasks" in res.output and "--task persons" in res.output
     assert "did you mean 'graddiff'" in res.output
+
+
+def test_out_is_checked_before_any_work(tmp_path, monkeypatch):
+    """--out that is a file, unwritable, or holds a run is refused at once (nothing is trained)."""
+    import obliviate.bench.runner as runner_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the run started although --out was unusable")
+
+    monkeypatch.setattr(runner_module, "run_bench", must_not_run)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(a_file), "--no-progress"])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.json").write_text("[]")
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(done), "--no-progress"])
+    assert res.exit_code == 2 and "--overwrite" in res.output and (done / "results.json").read_text() == "[]"
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(a_file / "run"), "--no-progress"])
+    assert res.exit_code == 2 and "cannot be written" in res.output

@@ -152,7 +152,7 @@ def test_model_path_with_lora_and_chat_template(tiny_lm, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seeds"]["0"]["model"]["kind"] == "local" and meta["seeds"]["0"]["format"]["chat_template"]
     bad = runner.invoke(app, ["bench", "--task", "persons", "--model-path", str(tmp_path / "nowhere"),
-                              "--out", str(out), "--no-progress"])
+                              "--out", str(out), "--no-progress", "--overwrite"])
     assert bad.exit_code == 2 and "not a directory" in bad.output
 
 

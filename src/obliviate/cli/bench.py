@@ -42,11 +42,13 @@ def bench(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: cpu]"),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: torch's]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train (or reuse) the original and retrained models, run each method, and report."""
     from obliviate.bench.runner import run_bench, summarise, write_reports
     from obliviate.config import load_config_file
+    from obliviate.fileio import check_output_dir
     from obliviate.progress import get_progress
     from obliviate.tasks import config_for
 
@@ -73,6 +75,7 @@ def bench(
         data["use_cache"] = False
     data["progress"] = progress and data.get("progress", True)
     cfg = config_for(data, source=f"bench configuration{' in ' + str(config) if config else ''}")
+    check_output_dir(cfg.out, overwrite=overwrite)
     result = run_bench(cfg, progress=get_progress(cfg.progress))
     paths = write_reports(result, cfg.out)
     typer.echo(summarise(result))
