@@ -229,8 +229,9 @@ class Task(ABC):
                 hint = closest(name, METHODS.names())
                 problems.append(f"method_config names unknown method {name!r}"
                                 + (f"; did you mean {hint!r}?" if hint else ""))
-        problems += collect(*(lambda n=n: self.method(n) for n in (REFERENCE, *methods)
-                              if n in methods_for(self.method_kind)))
+        # every method that will run, and every method_config entry (even for a method left out), is checked
+        checked = dict.fromkeys([REFERENCE, *methods, *(n for n in cfg.method_config if n in METHODS)])
+        problems += collect(*(lambda n=n: self.method(n) for n in checked))
         problems += self.check()
         if problems:
             raise ConfigError(f"Invalid {self.noun} configuration:", problems)

@@ -1,0 +1,33 @@
+"""The README's examples are the output of the commands they show (tools/readme_examples.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("readme_examples", ROOT / "tools" / "readme_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_example_in_the_readme_has_its_command_and_the_cheap_ones_are_current():
+    tool = _tool()
+    text = (ROOT / "README.md").read_text()
+    found = tool.blocks(text)
+    assert set(found) == set(tool.EXAMPLES), "README markers and tools/readme_examples.py disagree"
+    _, changed = tool.render(text, cheap_only=True)
+    assert changed == [], f"README examples out of date: {changed}; run python tools/readme_examples.py --write"
+
+
+def test_the_check_sees_a_drifted_example():
+    tool = _tool()
+    text = (ROOT / "README.md").read_text()
+    body = tool.blocks(text)["methods"]
+    drifted = text.replace(body, body.replace("approximate", "exact", 1))
+    _, changed = tool.render(drifted, cheap_only=True)
+    assert changed == ["methods"]
