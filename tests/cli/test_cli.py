@@ -112,3 +112,16 @@ def test_out_is_checked_before_any_work(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "--overwrite" in res.output and (done / "results.json").read_text() == "[]"
     res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(a_file / "run"), "--no-progress"])
     assert res.exit_code == 2 and "cannot be written" in res.output
+
+
+def test_progress_outside_a_terminal_is_one_line_per_task(tmp_path):
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(tmp_path / "run"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert lines and all(line.strip() for line in lines), "no blank lines on a pipe"
+    assert any(line.startswith("finetune") and "done in" in line for line in lines)
+
+
+def test_help_has_no_bool_metavars():
+    res = runner.invoke(app, ["bench", "--help"])
+    assert res.exit_code == 0 and "<bool>" not in res.output and "--overwrite" in res.output
