@@ -146,6 +146,31 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 _PLAIN_HEAD = frozenset({"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "opt", "phi3", "smollm3"})
 
 
+def _decoder(model: nn.Module) -> nn.Module | None:
+    """The decoder under a plain-head model's output layer, or None where the head must not be split off.
+
+    ``model.transformer`` for GPT-2, ``model.model`` for Llama (the ``base_model_prefix``).
+    A peft wrapper is unwrapped first: its LoRA-style adapters are injected into the wrapped
+    model's layers, so the wrapped model's decoder carries them. Read through the wrapper, the
+    prefix attribute would resolve to the whole wrapped ``*ForCausalLM`` (peft forwards
+    ``.model``), whose output has logits but no hidden states. Prompt-learning adapters
+    (prompt/prefix tuning) add virtual tokens in the wrapper's own forward: no split there.
+    """
+    inner = model
+    get_base = getattr(model, "get_base_model", None)
+    if callable(get_base):
+        if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+            return None
+        inner = get_base()
+    if getattr(getattr(inner, "config", None), "model_type", None) not in _PLAIN_HEAD:
+        return None
+    prefix = getattr(type(inner), "base_model_prefix", None)
+    base = inner._modules.get(prefix) if isinstance(prefix, str) and prefix else None
+    if not isinstance(base, nn.Module) or base is inner or not hasattr(inner, "get_output_embeddings"):
+        return None
+    return base
+
+
 def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Next-token logits at the answer positions only: ``(logits (N, V), targets (N,), row (N,))``.
 
@@ -156,13 +181,9 @@ def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) ->
     labels = batch["labels"][:, 1:]
     mask = labels != -100
     rows = mask.nonzero(as_tuple=True)[0]
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    # the decoder under the head: ``model.transformer`` for GPT-2, ``model.model`` for Llama; a peft
-    # wrapper forwards the attribute to the wrapped model, whose layers carry the adapters
-    prefix = getattr(model, "base_model_prefix", None)
-    base = getattr(model, prefix, None) if isinstance(prefix, str) and prefix else None
-    if head is not None and model_type in _PLAIN_HEAD and isinstance(base, nn.Module) and base is not model:
+    base = _decoder(model)
+    head = model.get_output_embeddings() if base is not None else None
+    if base is not None and isinstance(head, nn.Module):
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = head(hidden[:, :-1][mask])
     else:
