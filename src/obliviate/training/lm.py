@@ -28,6 +28,7 @@ from torch import nn
 from obliviate.data.qa import QADataset
 from obliviate.errors import ConfigError
 from obliviate.models.lm import GPT2Spec, QAFormat, build_gpt2
+from obliviate.models.lm_generate import greedy_answers
 from obliviate.progress import NullProgress, Progress
 from obliviate.training.cache import ModelCache, TrainedModel, cache_key
 from obliviate.training.trainer import batch_indices, seeded_generator
@@ -297,8 +298,6 @@ def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe,
 def exact_answer_accuracy(model: nn.Module, fmt: QAFormat, data: QADataset, *, batch_size: int = 64,
                           device: str | torch.device = "cpu") -> float:
     """Share of questions whose greedy answer equals the true answer exactly (after stripping)."""
-    from obliviate.audit.lm_eval import greedy_answers
-
     answers = greedy_answers(model, fmt, [ex.question for ex in data], batch_size=batch_size, device=device,
                              max_new_tokens=max(len(fmt.encode(ex.question, ex.answer)[1]) for ex in data) + 2)
     return sum(a == ex.answer.strip() for a, ex in zip(answers, data, strict=True)) / max(1, len(data))
