@@ -172,6 +172,23 @@ def test_saved_llama_loads_through_load_lm(llama, tmp_path):
     assert next(half.parameters()).dtype == torch.bfloat16
 
 
+def test_load_lm_pads_with_eos_when_the_tokenizer_has_no_pad_token(llama, tmp_path):
+    import copy
+
+    from obliviate.models.lm import QAFormat, load_lm
+
+    llama["build"]().save_pretrained(tmp_path)
+    tok = copy.deepcopy(llama["fmt"].tokenizer)
+    tok.pad_token = None  # as released Llama tokenizers
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tmp_path).pad_token is None  # the setting under test
+    model, loaded = load_lm(tmp_path)
+    assert loaded.pad_token_id == loaded.eos_token_id == llama["fmt"].eos_id
+    assert QAFormat(loaded).pad_id == llama["fmt"].eos_id
+
+
 def test_merged_lora_llama_saves_and_loads(llama, tmp_path):
     from obliviate.models.lm import load_lm
 
