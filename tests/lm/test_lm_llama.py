@@ -199,3 +199,31 @@ def test_merged_lora_llama_saves_and_loads(llama, tmp_path):
     fmt.tokenizer.save_pretrained(tmp_path)
     loaded, _ = load_lm(tmp_path)
     assert _mean_nll(loaded, fmt, llama["train"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_prompt_tuned_llama_scores_at_the_input_positions(llama):
+    """Prompt tuning (peft) prepends virtual tokens to the logits; answer losses skip them."""
+    peft = pytest.importorskip("peft")
+    from obliviate.audit.lm_eval import greedy_answers, token_logprobs
+    from obliviate.training.lm import answer_nll, collate_qa, encode_dataset
+
+    fmt = llama["fmt"]
+    plain = llama["build"]()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = peft.get_peft_model(llama["build"](), peft.PromptTuningConfig(task_type="CAUSAL_LM",
+                                                                             num_virtual_tokens=3))
+    items = encode_dataset(fmt, llama["forget"])
+    batch = collate_qa(items, fmt.pad_id)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        assert full.shape[1] == batch["input_ids"].shape[1] + 3  # the setting under test
+        nll, _ = answer_nll(model, batch)
+        labels = batch["labels"][:, 1:]
+        lp = torch.log_softmax(full[:, 3:-1].float(), -1).gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+        assert torch.allclose(nll, -(lp * (labels != -100)).sum(1), atol=1e-4)
+        assert not torch.allclose(nll, answer_nll(plain, batch)[0], atol=1e-3)  # the prompt is in effect
+    lps = token_logprobs(model, items, pad_id=fmt.pad_id)
+    assert [len(x) for x in lps] == [len(a) for _, a in items]
+    assert sum(float(x.sum()) for x in lps) == pytest.approx(-float(nll.sum()), rel=1e-4)
+    assert len(greedy_answers(model, fmt, [ex.question for ex in llama["forget"]], max_new_tokens=3)) == 3

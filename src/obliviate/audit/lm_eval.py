@@ -23,7 +23,7 @@ from obliviate.audit.lm_mia import loss_score, mia_auc, min_k_plus_plus_score, m
 from obliviate.data.qa import QADataset
 from obliviate.models.lm import QAFormat
 from obliviate.models.lm_generate import greedy_answers, greedy_continuations, sorted_batches
-from obliviate.training.lm import collate_qa, shifted
+from obliviate.training.lm import collate_qa, input_logits, shifted
 
 Encoded = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -47,7 +47,7 @@ def token_logprobs(model: nn.Module, items: Sequence[Encoded], *, batch_size: in
     sigmas: list[np.ndarray | None] = [None] * len(items)
     for idx in sorted_batches([len(p) + len(a) for p, a in items], batch_size):
         batch = collate_qa([items[i] for i in idx], pad_id, device=device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = input_logits(model, batch)
         lg, lab = shifted(logits.float(), batch["labels"])
         lp = F.log_softmax(lg, dim=-1)
         picked = lp.gather(-1, lab.clamp_min(0).unsqueeze(-1)).squeeze(-1)

@@ -39,6 +39,8 @@ __all__ = [
     "collate_qa",
     "encode_dataset",
     "answer_nll",
+    "answer_positions_logits",
+    "input_logits",
     "train_lm",
     "train_lm_cached",
     "lm_cache_key",
@@ -147,15 +149,24 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 _PLAIN_HEAD = frozenset({"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "opt", "phi3", "smollm3"})
 
 
-def _decoder(model: nn.Module) -> nn.Module | None:
-    """The decoder under a plain-head model's output layer, or None where the head must not be split off.
+def input_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of the full forward pass at the input's positions, ``(batch, length, vocab)``.
 
-    ``model.transformer`` for GPT-2, ``model.model`` for Llama (the ``base_model_prefix``).
-    A peft wrapper is unwrapped first: its LoRA-style adapters are injected into the wrapped
-    model's layers, so the wrapped model's decoder carries them. Read through the wrapper, the
-    prefix attribute would resolve to the whole wrapped ``*ForCausalLM`` (peft forwards
-    ``.model``), whose output has logits but no hidden states. Prompt-learning adapters
-    (prompt/prefix tuning) add virtual tokens in the wrapper's own forward: no split there.
+    Prompt tuning (peft) prepends virtual tokens to the output; they are dropped.
+    """
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return full[:, full.shape[1] - batch["input_ids"].shape[1]:]
+
+
+def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """``(decoder, output layer)`` of a plain-head model, or None where the head must not be split off.
+
+    The decoder is ``model.transformer`` for GPT-2, ``model.model`` for Llama (the
+    ``base_model_prefix``). A peft wrapper is unwrapped first: LoRA-style adapters are
+    injected into the wrapped model's layers, so its decoder carries them. Read through the
+    wrapper, the prefix attribute would resolve to the whole wrapped ``*ForCausalLM`` (peft
+    forwards ``.model``), whose output has logits but no hidden states. Prompt-learning
+    adapters (prompt/prefix tuning) act in the wrapper's own forward: no split there.
     """
     inner = model
     get_base = getattr(model, "get_base_model", None)
@@ -166,10 +177,12 @@ def _decoder(model: nn.Module) -> nn.Module | None:
     if getattr(getattr(inner, "config", None), "model_type", None) not in _PLAIN_HEAD:
         return None
     prefix = getattr(type(inner), "base_model_prefix", None)
+    # a direct child only: attribute lookup on wrappers may forward to something else
     base = inner._modules.get(prefix) if isinstance(prefix, str) and prefix else None
-    if not isinstance(base, nn.Module) or base is inner or not hasattr(inner, "get_output_embeddings"):
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if not isinstance(base, nn.Module) or base is inner or not isinstance(head, nn.Module):
         return None
-    return base
+    return base, head
 
 
 def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,14 +195,13 @@ def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) ->
     labels = batch["labels"][:, 1:]
     mask = labels != -100
     rows = mask.nonzero(as_tuple=True)[0]
-    base = _decoder(model)
-    head = model.get_output_embeddings() if base is not None else None
-    if base is not None and isinstance(head, nn.Module):
+    split = _split_head(model)
+    if split is not None:
+        base, head = split
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = head(hidden[:, :-1][mask])
     else:
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = full[:, :-1][mask]
+        logits = input_logits(model, batch)[:, :-1][mask]
     return logits.float(), labels[mask], rows
 
 
