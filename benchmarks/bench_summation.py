@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gzip
-import os
 import platform
 import statistics
 import sys
@@ -34,6 +32,8 @@ from sklearn.linear_model import Ridge
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
 from threadpoolctl import threadpool_limits
 
+from obliviate.data.idx import read_idx
+from obliviate.machine import format_load, load_average, machine_info
 from obliviate.removal.exact.certified import CertifiedLogisticRegression
 from obliviate.removal.exact.summation import SummationGaussianNB, SummationMultinomialNB, SummationRidge
 
@@ -45,10 +45,8 @@ def load_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
     images, labels = folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz"
     if not (images.exists() and labels.exists()):
         return None
-    with gzip.open(images, "rb") as f:
-        X = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
-    with gzip.open(labels, "rb") as f:
-        y = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    X = read_idx(images).reshape(-1, 784)
+    y = read_idx(labels)
     return X.astype(np.float64), y.astype(np.int64)
 
 
@@ -72,19 +70,11 @@ def median_forget_seconds(est, rows: np.ndarray) -> float:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    m = machine_info()
     return (
-        f"{os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"scikit-learn {sklearn.__version__}; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+        f"{m['cores']} cores, {m['cpu']}; {platform.system()} {platform.release()}; "
+        f"Python {m['python']}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"scikit-learn {sklearn.__version__}; load average at start {format_load(load_average(), sep=', ')}"
     )
 
 
@@ -157,13 +147,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"Certified {task}: retrain {t_fit:.2f}s, forget {t_forget:.3f}s", file=sys.stderr)
 
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    end_load = load_average()
     lines = [
         "# One deletion vs full refit at n = 60,000",
         "",
         f"- Command: `.venv/bin/python benchmarks/bench_summation.py --threads {args.threads}"
         f"{' --quick' if args.quick else ''}`",
         f"- Date: {when}",
-        f"- Machine: {start_machine}; load average at end {os.getloadavg()[0]:.2f}. "
+        f"- Machine: {start_machine}; load average at end {format_load(end_load and end_load[:1])}. "
         f"BLAS limited to {args.threads} thread(s) for both sides. The machine is shared with other jobs, "
         "so absolute times are noisy; the ratios are the point.",
         f"- Data for naive Bayes and certified removal: {source}",

@@ -205,6 +205,6 @@ def test_persons_takes_a_forget_request(tmp_path):
     for args, message in ((["--forget", "class:3"], "no classes"), (["--forget", "subjects:nobody"], "'nobody'"),
                           (["--forget", "memorized:0.1"], "random:FRACTION"), (["--threads", "0"], "threads")):
         bad = runner.invoke(app, ["bench", "--task", "persons", "--config", str(cfg_file), "--out", str(out),
-                                  "--no-progress", *args])
+                                  "--no-progress", "--overwrite", *args])
         assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
         assert "Traceback" not in bad.output

@@ -46,7 +46,7 @@ def bench(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train (or reuse) the original and retrained models, run each method, and report."""
-    from obliviate.bench.runner import run_bench, summarise, write_reports
+    from obliviate.bench.runner import make_task, run_bench, summarise, write_reports
     from obliviate.config import load_config_file
     from obliviate.fileio import check_output_dir
     from obliviate.progress import get_progress
@@ -75,6 +75,7 @@ def bench(
         data["use_cache"] = False
     data["progress"] = progress and data.get("progress", True)
     cfg = config_for(data, source=f"bench configuration{' in ' + str(config) if config else ''}")
+    make_task(cfg).preflight()  # every configuration problem first, then the output folder, then the work
     check_output_dir(cfg.out, overwrite=overwrite)
     result = run_bench(cfg, progress=get_progress(cfg.progress))
     paths = write_reports(result, cfg.out)

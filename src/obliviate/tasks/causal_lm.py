@@ -38,7 +38,7 @@ from obliviate.removal.lm_objective import CausalLMObjective
 from obliviate.tasks import TASKS
 from obliviate.tasks.base import BASELINE, REFERENCE, SeedRun, Task, collect
 from obliviate.tasks.lm_config import LMBenchConfig
-from obliviate.tasks.lm_data import TASK_DATA, LMTaskData, tofu_split
+from obliviate.tasks.lm_data import TASK_DATA, LMTaskData, check_persons_request, tofu_split
 from obliviate.tasks.lm_models import DEFAULT_RECIPES, FINETUNE_RECIPE, ModelSource, lora_wrap
 from obliviate.training.cache import ModelCache
 from obliviate.training.lm import LMRecipe, exact_answer_accuracy
@@ -246,8 +246,8 @@ class CausalLMTask(Task):
         ]
         if cfg.model_path is None:
             checks.append(lambda: cfg.model.spec(64))
-        if cfg.task == "tofu":
-            checks.append(lambda: tofu_split(cfg, self.request))
+        checks.append(lambda: tofu_split(cfg, self.request) if cfg.task == "tofu"
+                      else check_persons_request(cfg, self.request))
         problems = collect(*checks)
         if cfg.split is not None and cfg.task != "tofu":
             problems.append(f"split {cfg.split!r} is a TOFU forget set; use it with --task tofu.")

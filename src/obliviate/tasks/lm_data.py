@@ -111,6 +111,15 @@ def _persons_fraction(request: ForgetRequest | None, default: float) -> float:
     return frac
 
 
+def check_persons_request(cfg: LMBenchConfig, request: ForgetRequest) -> None:
+    """What can be checked before the corpus exists: no classes, and a rule only as random:F."""
+    if request.classes:
+        raise ForgetSetError("A language-model task has no classes; forget people (subjects:ID,...) "
+                             "or questions (ids:FILE) instead.")
+    if not (request.subjects or request.ids):
+        _persons_fraction(request, cfg.corpus.forget_fraction)
+
+
 def _requested(corpus: Any, request: ForgetRequest) -> QADataset:
     """The corpus's QA pairs that ``request`` names by subject or id (the people's facts to forget)."""
     if request.classes:
