@@ -135,6 +135,9 @@ def test_ridge_falls_back_to_a_fresh_solve_when_the_kept_inverse_drifts():
     ref = Ridge().fit(np.delete(X, 4, axis=0), np.delete(y, 4))
     _close(est.coef_, ref.coef_)
     _close(est.intercept_, ref.intercept_)
+    record = est.deletion_log_[-1]
+    assert record.method == "refactorise" and record.refactorised
+    assert "drifted" in record.reason
 
 
 # ---------------------------------------------------------------- cost: only removed rows are read
