@@ -159,3 +159,48 @@ def test_the_outlier_case_is_wrong_without_the_check(monkeypatch):
     y = X[:, [0, 1, 3]] @ [1.0, 2.0, 3.0] + rng.normal(size=200) + 1e-3 * X[:, 2]
     est = SummationRidge().fit(X, y).forget([0])
     assert _max_diff(est, Ridge().fit(X[1:], y[1:])) > TOL
+
+
+# ---------------------------------------------------------------- Gaussian naive Bayes
+
+
+def _offset_classes():
+    """Means of 1e6 with unit spread: removing 198 of a class's 200 rows cancels leading digits."""
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 200)
+    X = 1e6 + rng.normal(size=(400, 3)) + y[:, None]
+    return X, y, np.flatnonzero(y == 0)[:198]
+
+
+def _nb_max_diff(est, ref) -> float:
+    """Largest absolute difference of theta_ and var_ (what a Gaussian NB's predictions rest on)."""
+    return float(max(np.max(np.abs(est.theta_ - ref.theta_)), np.max(np.abs(est.var_ - ref.var_))))
+
+
+def test_gaussian_nb_recomputes_a_downdate_that_would_lose_accuracy(caplog):
+    from sklearn.naive_bayes import GaussianNB
+
+    X, y, gone = _offset_classes()
+    with caplog.at_level(logging.WARNING):
+        est = SummationGaussianNB().fit(X, y).forget(gone)
+    record = est.deletion_log_[-1]
+    assert record.method == "recompute" and record.refactorised and "class 0" in record.reason
+    assert record.stability["error_amplification"] > 100
+    assert any("recomputed from the stored remaining rows" in r.getMessage() for r in caplog.records)
+    keep = np.setdiff1d(np.arange(len(y)), gone)
+    assert _nb_max_diff(est, GaussianNB().fit(X[keep], y[keep])) <= TOL
+    est.forget([300])  # an ordinary deletion: cheap subtraction again
+    assert est.deletion_log_[-1].method == "subtract"
+
+
+def test_gaussian_nb_offset_case_is_wrong_without_the_check(monkeypatch):
+    from sklearn.naive_bayes import GaussianNB
+
+    from obliviate.removal.exact import summation_nb
+
+    monkeypatch.setattr(summation_nb, "MOMENTS_MAX_AMPLIFICATION", np.inf)
+    X, y, gone = _offset_classes()
+    est = SummationGaussianNB().fit(X, y).forget(gone)
+    assert est.deletion_log_[-1].method == "subtract"
+    keep = np.setdiff1d(np.arange(len(y)), gone)
+    assert _nb_max_diff(est, GaussianNB().fit(X[keep], y[keep])) > TOL

@@ -38,6 +38,7 @@ __all__ = [
     "check_predict_X",
     "is_real",
     "moments",
+    "moments_downdate_error",
     "param_problem",
     "raise_problems",
     "remove_moments",
@@ -237,6 +238,41 @@ def remove_moments(
     delta = mean_b - mean_a
     m2_a = m2 - m2_b - delta**2 * (na * nb / n)
     return na, mean_a, np.maximum(m2_a, 0.0)  # clip rounding below zero
+
+
+#: A moments downdate is refused (and the moments recomputed from the remaining rows) when its
+#: rounding-error bound exceeds both this many times a refit's own and :data:`MOMENTS_ABS_FLOOR`.
+MOMENTS_MAX_AMPLIFICATION = 100.0
+#: ... a thousandth of the 1e-8 to which forgetting is tested equal to a refit.
+MOMENTS_ABS_FLOOR = 1e-11
+_EPS = float(np.finfo(np.float64).eps)
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def moments_downdate_error(
+    n: int, mean: np.ndarray, m2: np.ndarray, Xb: np.ndarray, na: int, mean_a: np.ndarray, m2_a: np.ndarray
+) -> tuple[float, float]:
+    """Rounding-error bounds of :func:`remove_moments` for mean and variance, and a refit's.
+
+    Returns ``(error, amplification)``: the largest first-order bound over features on the
+    downdated mean and variance (``m2 / n``), and the largest ratio of a bound to a refit's own
+    (``eps |mean_a|``, ``eps m2_a / na``). Removing most of the rows of data whose mean is large
+    against its spread makes both large: the subtraction cancels the leading digits.
+    """
+    if na <= 0:
+        return 0.0, 0.0
+    nb = Xb.shape[0]
+    mean_b = Xb.mean(axis=0) if nb > 1 else Xb[0]
+    err_mean = _EPS * (n * np.abs(mean) + nb * np.abs(mean_b)) / na
+    err_var = _EPS * (2.0 * m2) / na  # m2 >= m2_a + m2_b + w delta^2: every subtracted term is at most m2
+    amp_mean = err_mean / np.maximum(_EPS * np.abs(mean_a), _TINY)
+    amp_var = err_var / np.maximum(_EPS * m2_a / na, _TINY)
+    error = max(float(err_mean.max(initial=0.0)), float(err_var.max(initial=0.0)))
+    big_mean, big_var = err_mean > MOMENTS_ABS_FLOOR, err_var > MOMENTS_ABS_FLOOR
+    amplification = max(
+        float(amp_mean[big_mean].max(initial=0.0)), float(amp_var[big_var].max(initial=0.0))
+    )
+    return error, amplification
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from obliviate.removal.exact._summation_base import (
     check_forget_indices,
     check_predict_X,
     is_real,
+    MOMENTS_MAX_AMPLIFICATION,
     moments,
+    moments_downdate_error,
     param_problem,
     raise_problems,
     remove_moments,
@@ -75,7 +77,13 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
     Notes
     -----
     ``fit`` keeps a float64 copy of X (see the module docstring for the memory
-    cost); ``forget`` costs O(m d) for m rows and never reads the other rows.
+    cost); ``forget`` costs O(m d) for m rows and never reads the other rows,
+    except when the stability check fails: if the first-order rounding-error
+    bound of a downdated mean or variance exceeds both
+    ``MOMENTS_MAX_AMPLIFICATION`` (100) times a refit's own and
+    ``MOMENTS_ABS_FLOOR`` (1e-11), those moments are recomputed from the stored
+    remaining rows (O(n d)), with a warning and ``method="recompute"`` in
+    ``deletion_log_``.
     """
 
     def __init__(self, *, priors: Any = None, var_smoothing: float = 1e-9, empty_class: str = "raise") -> None:
@@ -144,12 +152,40 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
                 "Use empty_class='drop' (and priors=None) to drop the class, or refit on the remaining rows."
             )
         # All checks passed: update state (the request is applied atomically).
-        self._n, self._mean, self._m2 = remove_moments(self._n, self._mean, self._m2, rows)
+        keep = None  # the stored remaining rows, only if a downdate fails the stability check
+        problems: list[str] = []
+        worst = 0.0
+
+        def downdate(n: int, mean: np.ndarray, m2: np.ndarray, removed: np.ndarray, which: str, label: Any):
+            nonlocal keep, worst
+            na, mean_a, m2_a = remove_moments(n, mean, m2, removed)
+            _, amplification = moments_downdate_error(n, mean, m2, removed, na, mean_a, m2_a)
+            worst = max(worst, amplification)
+            if amplification <= MOMENTS_MAX_AMPLIFICATION:
+                return na, mean_a, m2_a
+            problems.append(f"{which}: rounding error bound {amplification:.3g} times a refit's")
+            if keep is None:
+                keep = self._alive.copy()
+                keep[idx] = False
+            mask = keep if label is None else keep & (self._fit_y == label)
+            return moments(self._fit_X[mask])
+
+        self._n, self._mean, self._m2 = downdate(self._n, self._mean, self._m2, rows, "all rows", None)
         for c in touched:
-            cnt, self._class_mean[c], self._class_m2[c] = remove_moments(
-                int(self.class_count_[c]), self._class_mean[c], self._class_m2[c], rows[pos == c]
+            cnt, self._class_mean[c], self._class_m2[c] = downdate(
+                int(self.class_count_[c]), self._class_mean[c], self._class_m2[c], rows[pos == c],
+                f"class {self.classes_[c].item()!r}", self.classes_[c],
             )
             self.class_count_[c] = cnt
+        record = DeletionRecord(int(idx.size), "subtract", stability={"error_amplification": worst})
+        if problems:
+            reason = (
+                "the downdate would lose accuracy (removing most rows of data whose mean is large against "
+                "its spread cancels leading digits), so these moments were recomputed from the stored "
+                "remaining rows: " + "; ".join(problems)
+            )
+            logger.warning("%s.forget: %s.", owner, reason)
+            record = DeletionRecord(int(idx.size), "recompute", True, reason, {"error_amplification": worst})
         if emptied.size:
             keep = np.ones(self.classes_.size, dtype=bool)
             keep[emptied] = False
@@ -158,7 +194,7 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
             self.class_count_ = self.class_count_[keep]
             self._class_mean = self._class_mean[keep]
             self._class_m2 = self._class_m2[keep]
-        self._commit_forget(idx, DeletionRecord(int(idx.size), "subtract"))
+        self._commit_forget(idx, record)
         self._refresh()
         return self
 
