@@ -204,3 +204,16 @@ def test_gaussian_nb_offset_case_is_wrong_without_the_check(monkeypatch):
     assert est.deletion_log_[-1].method == "subtract"
     keep = np.setdiff1d(np.arange(len(y)), gone)
     assert _nb_max_diff(est, GaussianNB().fit(X[keep], y[keep])) > TOL
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_rank1_update_is_in_place_for_either_memory_order(order):
+    rng = np.random.default_rng(6)
+    B = rng.normal(size=(5, 5))
+    A = np.array(B @ B.T, order=order)
+    x = rng.normal(size=5)
+    expected = A - 0.3 * np.outer(x, x)
+    view = A
+    summation_ridge._add_rank1(A, -0.3, x)
+    assert view is A
+    np.testing.assert_allclose(A, expected, rtol=0, atol=1e-12)

@@ -52,6 +52,15 @@ MAX_SCATTER_SHRINK = 1e5
 #: the last factorisation when that is larger.
 MAX_CORRECTION = 1e-10
 
+
+def _add_rank1(A: np.ndarray, alpha: float, x: np.ndarray) -> None:
+    """``A += alpha x x^T`` in place for a symmetric A: BLAS ``dger`` on the transposed view."""
+    if A.flags.c_contiguous:  # then A.T is Fortran-ordered and dger writes into A itself
+        blas.dger(alpha, x, x, a=A.T, overwrite_a=1)
+    else:
+        A += alpha * np.outer(x, x)
+
+
 # --------------------------------------------------------------------------
 # Ridge regression
 # --------------------------------------------------------------------------
@@ -178,8 +187,7 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
             stability = {"min_capacitance": cap}
             if not cap >= MIN_CAPACITANCE:
                 return self._capacitance_problem(cap), stability
-            # ainv is symmetric, so its transpose is a Fortran-ordered view that dger updates in place.
-            blas.dger(1.0 / cap, v, v, a=self._ainv.T, overwrite_a=1)
+            _add_rank1(self._ainv, 1.0 / cap, v)
             return None, stability
         V = self._ainv @ U
         C = np.eye(U.shape[1]) - U.T @ V
@@ -286,7 +294,7 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
         ya_mean = (n * self._y_mean - nb * yb_mean) / na
         dx, dy = xb_mean - xa_mean, yb_mean - ya_mean
         w = na * nb / n
-        blas.dger(-w, dx, dx, a=self._sxx.T, overwrite_a=1)  # sxx is symmetric: in-place rank-1
+        _add_rank1(self._sxx, -w, dx)
         self._sxy -= w * np.outer(dx, dy)
         self._x_mean, self._y_mean = xa_mean, ya_mean
         u = np.sqrt(w) * dx
