@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         help="BLAS threads for both sides (default 1: on a shared, oversubscribed machine multi-threaded "
         "BLAS slows matrix products by 10-80x, which would inflate the refit times)",
     )
-    parser.add_argument("--reps", type=int, default=7, help="repetitions per (n, k) cell")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per (n, k) cell")
     parser.add_argument("--ridge-sizes", default="7500,15000,30000,60000,120000")
     parser.add_argument("--nb-sizes", default="7500,15000,30000,60000")
     parser.add_argument("--ks", default="1,10,100,1000", help="batch sizes (a cell is skipped when k * reps > n / 4)")
@@ -352,7 +352,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         X_img, y_img = loaded
     cells += bench_nb(X_img, y_img, [int(n) for n in args.nb_sizes.split(",")], ks, args.reps, rng)
     cert = [] if args.no_certified or args.quick else bench_certified(
-        X_img, y_img, {"binary (class 0 vs rest)": 3, "10-class one-vs-rest": 1}, rng
+        X_img, y_img, {"binary (class 0 vs rest)": 2, "10-class one-vs-rest": 1}, rng
     )
     env = {
         "command": "PYTHONPATH=src .venv/bin/python benchmarks/bench_summation.py " + " ".join(argv),

@@ -42,8 +42,9 @@ _TINY = np.finfo(np.float64).tiny
 #: the factor by which the curvature shrinks in the worst removed direction: below 1e-5 the
 #: downdate would lose five digits or more.
 MIN_CAPACITANCE = 1e-5
-#: Largest accepted shrinkage ``old / (new + alpha)`` of a diagonal entry of the scatter (the
-#: same test along each feature's axis, for the batches that skip the Woodbury update).
+#: Largest accepted shrinkage ``old / (new + alpha)`` of a diagonal entry of the scatter: the
+#: same test along each feature's axis, for the batches that skip the Woodbury update (for the
+#: others the capacitance bounds it: shrinkage <= 1 / capacitance eigenvalue, by Cauchy-Schwarz).
 MAX_SCATTER_SHRINK = 1e5
 #: Largest accepted iterative-refinement correction, relative to the coefficients: it
 #: estimates the error of the kept inverse's answer, so a larger one means the inverse drifted.
@@ -314,19 +315,26 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
         """
         require_fitted(self, "coef_")
         idx = check_forget_indices(indices, self._alive, self._n_alive, type(self).__name__)
-        diag_before = self._sxx.diagonal().copy()
+        d = self._sxx.shape[0]
+        rank = idx.size + (1 if self.fit_intercept and idx.size > 1 else 0)
+        # Rank-r updates check the capacitance, which bounds every diagonal's shrinkage too
+        # (shrink_j <= 1 / capacitance); a planned refactorisation checks the diagonal instead.
+        diag_before = self._sxx.diagonal().copy() if rank > d // 4 else None
         U = self._downdate_statistics(idx)
         try:
-            shrink = float(np.max(diag_before / np.maximum(self._sxx.diagonal() + self._alpha, _TINY)))
-            stability = {"scatter_shrink": shrink}
-            if shrink > MAX_SCATTER_SHRINK:
-                problem = (
-                    f"the downdate would lose accuracy: a diagonal entry of the scatter shrank {shrink:.3g}-fold "
-                    f"(> {MAX_SCATTER_SHRINK:g}), so the removed rows carried nearly all of a feature's spread"
-                )
-                record = self._recompute(idx, problem, stability)
+            if diag_before is None:
+                record = self._downdate_solve(U, idx, {})
             else:
-                record = self._downdate_solve(U, idx, stability)
+                shrink = float(np.max(diag_before / np.maximum(self._sxx.diagonal() + self._alpha, _TINY)))
+                stability = {"scatter_shrink": shrink}
+                if shrink > MAX_SCATTER_SHRINK:
+                    problem = (
+                        f"the downdate would lose accuracy: a diagonal entry of the scatter shrank {shrink:.3g}-fold "
+                        f"(> {MAX_SCATTER_SHRINK:g}), so the removed rows carried nearly all of a feature's spread"
+                    )
+                    record = self._recompute(idx, problem, stability)
+                else:
+                    record = self._downdate_solve(U, idx, stability)
         except DataError as exc:
             # The rows are gone but no coefficients fit the rest: never leave the old ones in place.
             self._commit_forget(idx, DeletionRecord(int(idx.size), "refactorise", refactorised=True, reason=str(exc)))
