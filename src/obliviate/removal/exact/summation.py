@@ -17,15 +17,16 @@ Three scikit-learn compatible estimators:
 - :class:`SummationRidge` - like ``sklearn.linear_model.Ridge``; mean and
   centred scatter matrices of ``[X, y]``, and the inverse of the d x d system
   kept up to date with rank-k Woodbury updates, guarded by a stability check
-  that refactorises (Cholesky, from the statistics) when an update would lose
-  accuracy.
+  that falls back to a fresh factorisation when an update would lose accuracy.
 
 Cost of ``forget`` for m removed rows: O(m d) for the naive Bayes models,
 O(m d^2 + m^3) for ridge (one O(d^3) refactorisation for batches over d/4
-rows); it never reads the other n - m rows (except Gaussian NB's rare
-fallback, see its docstring). Every ``forget`` appends a
-:class:`DeletionRecord` to ``deletion_log_``: what was done, and whether and
-why it refactorised.
+rows); it never reads the other n - m rows, except in the stability check's
+fallback (the removed rows carried nearly all of the data's spread in some
+direction, so the statistics are recomputed from the stored remaining rows,
+O(n d) or O(n d^2); see each class). Every ``forget`` appends a
+:class:`DeletionRecord` to ``deletion_log_``: what was done, whether and why
+it refactorised, and the measured stability values.
 
 The code lives in ``_summation_base`` (validation, statistics, records),
 ``summation_nb`` and ``summation_ridge``; this module is the public entry
