@@ -376,12 +376,19 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     }
     text = render(args, env, cells, cert)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     raw = {"env": env, "args": {k: str(v) for k, v in vars(args).items()}, "cells": [asdict(c) for c in cells],
            "certified": cert}
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    write_atomically(args.out, text)
+    write_atomically(args.out.with_suffix(".json"), json.dumps(raw, indent=1))
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ MAX_SCATTER_SHRINK = 1e5
 MAX_CORRECTION = 1e-10
 
 
+def _max_update_rank(d: int) -> int:
+    """Largest rank updated by Woodbury; above it a fresh factorisation is cheaper (always rank 1)."""
+    return max(1, d // 4)
+
+
 def _add_rank1(A: np.ndarray, alpha: float, x: np.ndarray) -> None:
     """``A += alpha x x^T`` in place for a symmetric A: BLAS ``dger`` on the transposed view."""
     if A.flags.c_contiguous:  # then A.T is Fortran-ordered and dger writes into A itself
@@ -105,7 +110,7 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
        the statistics: ``method="refactorise"``.
 
     Either fallback is logged as a warning and recorded (``refactorised=True``
-    and the reason) in ``deletion_log_``. Batches with r > d / 4 are
+    and the reason) in ``deletion_log_``. Batches with r > max(1, d / 4) are
     refactorised by plan (a rank-r update no longer pays), without a warning.
 
     Parameters
@@ -224,11 +229,11 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
     def _downdate_solve(self, U: np.ndarray, idx: np.ndarray, stability: dict[str, float]) -> DeletionRecord:
         """Solve after ``A <- A - U U^T`` (statistics already downdated); O(r d^2 + r^3)."""
         (d, r), n_rows = U.shape, int(idx.size)
-        if r > d // 4:
+        if r > _max_update_rank(d):
             self._refactorise()
             reason = (
                 f"planned: a rank-{r} update costs more than a fresh O(d^3) factorisation at d = {d} "
-                f"(updates are used up to rank d/4 = {d // 4})"
+                f"(updates are used up to rank max(1, d // 4) = {_max_update_rank(d)})"
             )
             logger.debug("%s: %s", type(self).__name__, reason)
             return DeletionRecord(n_rows, "refactorise", refactorised=True, reason=reason, stability=stability)
@@ -310,7 +315,8 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
         """Remove training rows (positions in the X given to ``fit``) exactly.
 
         Costs O(m d^2 + m^3) (Woodbury update, see the class docstring), or one
-        O(d^3) factorisation when m > d / 4; never O(n). Appends a
+        O(d^3) factorisation when the rank exceeds max(1, d / 4); never O(n) (except the
+        stability fallback, see the class docstring). Appends a
         :class:`DeletionRecord` to ``deletion_log_``.
         """
         require_fitted(self, "coef_")
@@ -319,7 +325,7 @@ class SummationRidge(_ForgetBookkeeping, RegressorMixin, BaseEstimator):
         rank = idx.size + (1 if self.fit_intercept and idx.size > 1 else 0)
         # Rank-r updates check the capacitance, which bounds every diagonal's shrinkage too
         # (shrink_j <= 1 / capacitance); a planned refactorisation checks the diagonal instead.
-        diag_before = self._sxx.diagonal().copy() if rank > d // 4 else None
+        diag_before = self._sxx.diagonal().copy() if rank > _max_update_rank(d) else None
         U = self._downdate_statistics(idx)
         try:
             if diag_before is None:
