@@ -222,7 +222,7 @@ def moments(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 def remove_moments(
     n: int, mean: np.ndarray, m2: np.ndarray, Xb: np.ndarray
-) -> tuple[int, np.ndarray, np.ndarray]:
+) -> tuple[int, np.ndarray, Any]:
     """Statistics of A from those of A+B and the rows of B; O(|B| d).
 
     Reverse of Chan et al.'s pairwise update
@@ -230,7 +230,10 @@ def remove_moments(
     accurate when the mean is large compared to the spread (raw sums of
     squares lose every digit there).
     """
-    nb, mean_b, m2_b = moments(Xb)
+    if Xb.shape[0] == 1:  # a single row is its own mean, with no spread: skip the reductions
+        nb, mean_b, m2_b = 1, Xb[0], 0.0
+    else:
+        nb, mean_b, m2_b = moments(Xb)
     na = n - nb
     if na <= 0:
         return 0, np.zeros_like(mean), np.zeros_like(m2)

@@ -142,7 +142,10 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
         idx = check_forget_indices(indices, self._alive, self._n_alive, owner)
         rows, labels = self._fit_X[idx], self._fit_y[idx]
         pos = np.searchsorted(self.classes_, labels)
-        touched, n_removed = np.unique(pos, return_counts=True)
+        if pos.size == 1:  # np.unique costs more than the single-row update itself
+            touched, n_removed = pos, np.ones(1, dtype=np.int64)
+        else:
+            touched, n_removed = np.unique(pos, return_counts=True)
         emptied = touched[self.class_count_[touched] == n_removed]
         if emptied.size and (self.empty_class == "raise" or self.priors is not None):
             why = "fixed priors are set" if self.priors is not None else "empty_class='raise'"
@@ -324,7 +327,10 @@ class SummationMultinomialNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator)
         idx = check_forget_indices(indices, self._alive, self._n_alive, owner)
         rows, labels = self._fit_X[idx], self._fit_y[idx]
         pos = np.searchsorted(self.classes_, labels)
-        touched, n_removed = np.unique(pos, return_counts=True)
+        if pos.size == 1:  # np.unique costs more than the single-row update itself
+            touched, n_removed = pos, np.ones(1, dtype=np.int64)
+        else:
+            touched, n_removed = np.unique(pos, return_counts=True)
         emptied = touched[self.class_count_[touched] == n_removed]
         if emptied.size and (self.empty_class == "raise" or self.class_prior is not None):
             why = "fixed class_prior is set" if self.class_prior is not None else "empty_class='raise'"
