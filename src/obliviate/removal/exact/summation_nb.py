@@ -155,31 +155,19 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
                 "Use empty_class='drop' (and priors=None) to drop the class, or refit on the remaining rows."
             )
         # All checks passed: update state (the request is applied atomically).
-        keep = None  # the stored remaining rows, only if a downdate fails the stability check
-        problems: list[str] = []
-        worst = 0.0
-
-        def downdate(n: int, mean: np.ndarray, m2: np.ndarray, removed: np.ndarray, which: str, label: Any):
-            nonlocal keep, worst
-            na, mean_a, m2_a = remove_moments(n, mean, m2, removed)
-            _, amplification = moments_downdate_error(n, mean, m2, removed, na, mean_a, m2_a)
-            worst = max(worst, amplification)
-            if amplification <= MOMENTS_MAX_AMPLIFICATION:
-                return na, mean_a, m2_a
-            problems.append(f"{which}: rounding error bound {amplification:.3g} times a refit's")
-            if keep is None:
-                keep = self._alive.copy()
-                keep[idx] = False
-            mask = keep if label is None else keep & (self._fit_y == label)
-            return moments(self._fit_X[mask])
-
-        self._n, self._mean, self._m2 = downdate(self._n, self._mean, self._m2, rows, "all rows", None)
+        (self._n, self._mean, self._m2), worst, redone = self._downdate_checked(
+            self._n, self._mean, self._m2, rows, idx, None
+        )
+        problems = [f"all rows: rounding error bound {worst:.3g} times a refit's"] if redone else []
         for c in touched:
-            cnt, self._class_mean[c], self._class_m2[c] = downdate(
-                int(self.class_count_[c]), self._class_mean[c], self._class_m2[c], rows[pos == c],
-                f"class {self.classes_[c].item()!r}", self.classes_[c],
+            label = self.classes_[c]
+            stats, amplification, redone = self._downdate_checked(
+                int(self.class_count_[c]), self._class_mean[c], self._class_m2[c], rows[pos == c], idx, label
             )
-            self.class_count_[c] = cnt
+            self.class_count_[c], self._class_mean[c], self._class_m2[c] = stats
+            worst = max(worst, amplification)
+            if redone:
+                problems.append(f"class {label.item()!r}: rounding error bound {amplification:.3g} times a refit's")
         record = DeletionRecord(int(idx.size), "subtract", stability={"error_amplification": worst})
         if problems:
             reason = (
@@ -190,16 +178,34 @@ class SummationGaussianNB(_ForgetBookkeeping, ClassifierMixin, BaseEstimator):
             logger.warning("%s.forget: %s.", owner, reason)
             record = DeletionRecord(int(idx.size), "recompute", True, reason, {"error_amplification": worst})
         if emptied.size:
-            keep = np.ones(self.classes_.size, dtype=bool)
-            keep[emptied] = False
+            kept = np.ones(self.classes_.size, dtype=bool)
+            kept[emptied] = False
             logger.info("%s: dropping emptied class(es) %s", owner, self.classes_[emptied].tolist())
-            self.classes_ = self.classes_[keep]
-            self.class_count_ = self.class_count_[keep]
-            self._class_mean = self._class_mean[keep]
-            self._class_m2 = self._class_m2[keep]
+            self.classes_ = self.classes_[kept]
+            self.class_count_ = self.class_count_[kept]
+            self._class_mean = self._class_mean[kept]
+            self._class_m2 = self._class_m2[kept]
         self._commit_forget(idx, record)
         self._refresh()
         return self
+
+    def _downdate_checked(
+        self, n: int, mean: np.ndarray, m2: np.ndarray, removed: np.ndarray, idx: np.ndarray, label: Any
+    ) -> tuple[tuple[int, np.ndarray, Any], float, bool]:
+        """Moments without ``removed``; returns (moments, error amplification, recomputed?).
+
+        The downdate, unless its rounding bound fails the stability check; then the moments
+        of the stored remaining rows (of class ``label``, or all of them for None), O(n d).
+        """
+        na, mean_a, m2_a = remove_moments(n, mean, m2, removed)
+        _, amplification = moments_downdate_error(n, mean, m2, removed, na, mean_a, m2_a)
+        if amplification <= MOMENTS_MAX_AMPLIFICATION:
+            return (na, mean_a, m2_a), amplification, False
+        keep = self._alive.copy()
+        keep[idx] = False
+        if label is not None:
+            keep &= self._fit_y == label
+        return moments(self._fit_X[keep]), amplification, True
 
     def _joint_log_likelihood(self, X: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
