@@ -55,11 +55,11 @@ What the paper assumes, and what this module does about it:
   anyone who knows the seed knows ``b``; leave it None in production.
 
 Cost: ``fit`` keeps the Hessians at the trained weights (one extra O(n d^2) per
-class, and K d^2 floats of memory: 49 MB for 10 classes at d = 784). The first removal after a fit or retrain downdates them by the removed
-rows, O(m d^2 + d^3) per class; every later removal rebuilds them on the
-remaining rows, O(n d^2 + d^3) per class, because the Newton step needs the
-Hessian at the *current* weights and each step moves them. Versus a full
-L-BFGS retrain.
+class, and K d^2 floats of memory: 49 MB for 10 classes at d = 784). The first
+removal after a fit or retrain downdates them by the removed rows, O(m d^2 + d^3)
+per class; every later removal rebuilds them on the remaining rows,
+O(n d^2 + d^3) per class, because the Newton step needs the Hessian at the
+*current* weights and each step moves them. Versus a full L-BFGS retrain.
 """
 
 from __future__ import annotations
