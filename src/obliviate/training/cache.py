@@ -100,7 +100,8 @@ def canonical(value: Any, *, where: str = "value") -> Any:
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, enum.Enum):
-        return {"__enum__": f"{type(value).__module__}.{type(value).__qualname__}", "value": canonical(value.value, where=where)}
+        return {"__enum__": f"{type(value).__module__}.{type(value).__qualname__}",
+                "value": canonical(value.value, where=where)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"__dataclass__": f"{type(value).__module__}.{type(value).__qualname__}",
                 "fields": {f.name: canonical(getattr(value, f.name), where=f"{where}.{f.name}")
@@ -197,7 +198,8 @@ def cache_key(**parts: Any) -> str:
 def train_cache_parts(spec: ModelSpec, data: ArrayDataset, recipe: Recipe, *, seed: int, n_classes: int,
                       model: nn.Module, device: str | torch.device = "cpu") -> dict[str, Any]:
     """What identifies training ``model`` (freshly built from ``spec``, not yet trained) on ``data``."""
-    return {"kind": "classifier-v2", "data": data.fingerprint, "model": canonical(spec.to_dict(), where=f"model {spec.name!r}"),
+    return {"kind": "classifier-v2", "data": data.fingerprint,
+            "model": canonical(spec.to_dict(), where=f"model {spec.name!r}"),
             "code": model_fingerprint(spec, model), "input_shape": list(data.input_shape), "n_classes": n_classes,
             "recipe": recipe.to_dict(), "seed": seed, "runtime": runtime_fingerprint(device)}
 
