@@ -316,3 +316,29 @@ def test_encoder_never_returns_nan(csv):
     rows.loc[1, "income"] = 1e300  # finite, but far beyond float32 once standardised
     with pytest.raises(DataError, match=r"'income'.*non-finite.*rows 1"):
         d.schema.encoder.transform(rows)
+
+
+def test_npz_bytes_and_complex_arrays(tmp_path):
+    """Found by the property tests: bytes ids were a UnicodeDecodeError; complex labels lost their imaginary part."""
+    x, y = np.random.default_rng(0).normal(size=(8, 2)), np.array([b"no", b"yes"] * 4)
+    np.savez(tmp_path / "bytes.npz", x=x, y=y)
+    assert load_tabular(tmp_path / "bytes.npz").schema.classes == ["no", "yes"]
+    np.savez(tmp_path / "badids.npz", x=x, y=np.arange(8) % 2, ids=np.array([b"\x80"] * 8, dtype="S2"))
+    with pytest.raises(DataError, match=r"badids\.npz: ids holds bytes that are not UTF-8"):
+        load_tabular(tmp_path / "badids.npz")
+    np.savez(tmp_path / "complex.npz", x=x, y=(np.arange(8) % 2).astype(complex))
+    with pytest.raises(DataError, match="complex"):
+        load_tabular(tmp_path / "complex.npz")
+    np.savez(tmp_path / "complexx.npz", x=x.astype(complex), y=np.arange(8) % 2)
+    with pytest.raises(DataError, match="x is complex"):
+        load_tabular(tmp_path / "complexx.npz")
+
+
+def test_a_split_never_leaves_the_training_part_empty(tmp_path):
+    """Found by the property tests: one row per class fell back to a split that held out every row."""
+    pd.DataFrame({"c0": [0.0, 1.0], "label": [0, 1]}).to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(DataError, match=r"each of the 2 classes has a single example.*test_path"):
+        load_tabular(tmp_path / "two.csv", test_fraction=0.75)
+    from obliviate.data.dataset import seeded_split
+
+    assert [len(part) for part in seeded_split(2, 0.75, 0)] == [1, 1]

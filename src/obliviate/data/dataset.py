@@ -184,8 +184,10 @@ class DataBundle:
                 f"{self.name}: train features have shape {self.train.input_shape} per example "
                 f"but test features have {self.test.input_shape}."
             )
+        if len(self.train) == 0:
+            raise DataError(f"{self.name}: the training split is empty; give more examples or a smaller test share.")
         present = np.unique(self.train.y)
-        if len(self.train) and len(present) < 2:
+        if len(present) < 2:
             only = int(present[0])
             name = self.train.classes[only] if self.train.classes and only < len(self.train.classes) else only
             raise DataError(
@@ -209,9 +211,11 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
     """Split ``range(n)`` into (train, test) positions with a seeded permutation."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1); got {test_fraction}.")
+    if n < 2:
+        raise DataError(f"Cannot split {n} example(s) into a training and a test part; at least 2 are needed.")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_test = max(1, int(round(n * test_fraction)))
+    n_test = min(n - 1, max(1, int(round(n * test_fraction))))  # both parts keep at least one example
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

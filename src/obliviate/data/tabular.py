@@ -48,7 +48,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from obliviate.config import StrictModel
-from obliviate.data.dataset import ArrayDataset, DataBundle, seeded_split
+from obliviate.data.dataset import ArrayDataset, DataBundle
 from obliviate.errors import ConfigError, DataError, DatasetNotFoundError
 from obliviate.registry import closest
 
@@ -191,9 +191,21 @@ def _read_npz(path: Path, config: TabularConfig | None) -> pd.DataFrame:
                 for k in ("y", "ids", "subjects") if k in arrays and arrays[k].shape != (n,)]
     if problems:
         raise DataError(f"{path}: array lengths disagree with x ({n} rows): {'; '.join(problems)}.")
+    if np.iscomplexobj(x):
+        raise DataError(f"{path}: x is complex ({x.dtype}); features must be real numbers. Store the real and "
+                        "imaginary parts as separate columns.")
+    text = {}
+    for k in ("y", "ids", "subjects"):
+        if k in arrays and arrays[k].dtype.kind == "S":  # bytes: decode, so b"a" is the label "a", not "b'a'"
+            try:
+                text[k] = np.char.decode(arrays[k], "utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: {k} holds bytes that are not UTF-8 text; save it as text "
+                                f"(np.array(..., dtype=str)) or as numbers.") from None
+    arrays = {**arrays, **text}
     cfg = config or TabularConfig(path=str(path))
     frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])])
-    frame[cfg.label_column] = y
+    frame[cfg.label_column] = arrays["y"]
     if "ids" in arrays:
         frame[cfg.id_column or "id"] = arrays["ids"].astype(str)
     if "subjects" in arrays:
@@ -224,9 +236,9 @@ class TabularEncoder:
     categories_: dict[str, list[str]] = field(default_factory=dict)
     missing: Literal["error", "impute"] = "error"
 
-    def fit(self, frame: pd.DataFrame) -> TabularEncoder:
+    def fit(self, frame: pd.DataFrame, *, source: str = "data") -> TabularEncoder:
         if self.missing == "error":
-            _check_features(frame, self.numeric + self.categorical, "TabularEncoder.fit")
+            _check_features(frame, self.numeric + self.categorical, source)
         problems = []
         for col in self.numeric:
             v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -246,7 +258,7 @@ class TabularEncoder:
                             "(a name, an email) leave it out of feature_columns", col, len(cats))
             self.categories_[col] = cats
         if problems:
-            raise DataError("Cannot fit the feature encoder:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise DataError(f"{source}: cannot standardise the features:\n" + "\n".join(f"  - {p}" for p in problems))
         return self
 
     @property
@@ -522,6 +534,9 @@ def _label_kind(col: pd.Series, source: str, label_column: str) -> tuple[list[st
     """The training file's classes, and whether its labels are integers kept as they are."""
     import pandas as pd
 
+    if pd.api.types.is_complex_dtype(col):
+        raise DataError(f"{source}: the label column {label_column!r} holds complex numbers ({col.dtype}); "
+                        "labels must be integers or names.")
     bad = _missing_rows(col)
     if len(bad):
         raise DataError(f"{source}: the label column {label_column!r} is empty or NaN in {len(bad)} "
@@ -542,7 +557,8 @@ def _label_kind(col: pd.Series, source: str, label_column: str) -> tuple[list[st
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, test) positions keeping each class's share; a class of one stays in train.
 
-    Falls back to a plain seeded split when no class has two examples.
+    When no class has two examples, nothing can be held out without taking a
+    class away from training: that is a DataError.
     """
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1); got {test_fraction}.")
@@ -555,7 +571,9 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         k = min(len(pos) - 1, max(1, int(round(len(pos) * test_fraction))))
         test.append(rng.permutation(pos)[:k])
     if not test:
-        return seeded_split(len(labels), test_fraction, seed)
+        raise DataError(f"Cannot hold out test rows: each of the {len(np.unique(labels))} classes has a single "
+                        "example, and holding one out would remove its class from training. Add rows, or give a "
+                        "separate test file (test_path).")
     te = np.sort(np.concatenate(test))
     return np.setdiff1d(np.arange(len(labels)), te), te
 
@@ -646,7 +664,7 @@ def load_tabular(config: TabularConfig | str | os.PathLike[str], **options: Any)
         tr, te = stratified_split(schema.labels(frame, source=str(path)), cfg.test_fraction, cfg.seed)
         train_frame, test_frame = frame.iloc[tr].reset_index(drop=True), frame.iloc[te].reset_index(drop=True)
         train_ids, test_ids, test_source = ids[tr], ids[te], f"{path} (test split)"
-    schema.encoder.fit(train_frame)  # training rows only
+    schema.encoder.fit(train_frame, source=str(path))  # training rows only
     schema.missing = {c: int(frame[c].isna().sum() + (test_frame[c].isna().sum() if cfg.test_path else 0))
                       for c in features}
     if any(schema.missing.values()):
