@@ -152,3 +152,40 @@ def test_keys_of_plain_values_are_unchanged():
                                     sort_keys=True, default=str).encode()).hexdigest()[:24]
     assert cache_key(kind="k", seed=3, x=[1, "a"]) == old
     assert cache_key(kind="k", seed=3, x=(1, "a")) == old
+
+
+def test_factory_state_outside_its_source_is_keyed():
+    """Two factories with the same source differ by a closure value, a default or a module option's weights."""
+    def make_factory(width):
+        def factory(input_shape, n_classes):
+            return torch.nn.Linear(input_shape[0], width)
+
+        return factory
+
+    assert code_fingerprint(make_factory(4)) != code_fingerprint(make_factory(8))
+    assert code_fingerprint(make_factory(4)) == code_fingerprint(make_factory(4))
+
+    def with_default(input_shape, n_classes, width=4):
+        return torch.nn.Linear(input_shape[0], width)
+
+    other = with_default
+    before = code_fingerprint(with_default)
+    other.__defaults__ = (8,)
+    assert code_fingerprint(with_default) != before
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    torch.manual_seed(1)
+    b = torch.nn.Linear(3, 2)
+    assert canonical({"backbone": a}) != canonical({"backbone": b})  # same class, other weights
+
+
+def test_recursive_closures_terminate():
+    def outer():
+        def walk(n):
+            return 0 if n == 0 else walk(n - 1)
+
+        return walk
+
+    fp = code_fingerprint(outer())
+    assert fp["state"]["closure"]["walk"]["__code__"]["recursive"] is True

@@ -14,6 +14,7 @@ checkpoint so time ratios stay honest.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -109,15 +110,64 @@ def canonical(value: Any, *, where: str = "value") -> Any:
     if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic models
         return {"__model__": f"{type(value).__module__}.{type(value).__qualname__}",
                 "fields": canonical(value.model_dump(), where=where)}
-    if callable(value):
+    if isinstance(value, nn.Module):  # a module passed as an option (a backbone): its code and its weights
+        return {"__nn_module__": code_fingerprint(type(value)), "state_sha256": _state_digest(value)}
+    if inspect.isroutine(value) or inspect.isclass(value) or isinstance(value, functools.partial):
         return {"__code__": code_fingerprint(value)}
     try:
-        return {"__pickle__": f"{type(value).__module__}.{type(value).__qualname__}",
-                "sha256": _sha256(pickle.dumps(value, protocol=4))}
+        found = {"__pickle__": f"{type(value).__module__}.{type(value).__qualname__}",
+                 "sha256": _sha256(pickle.dumps(value, protocol=4))}
+        if callable(value):  # a callable object: its state (pickled) and its class's code
+            found["code"] = code_fingerprint(type(value))
+        return found
     except Exception as exc:  # any pickling failure means the same thing: no content to key on
         raise ConfigError(f"Cannot identify {where} (of type {type(value).__name__}) for the model cache "
                           f"({exc}). Pass plain values (numbers, strings, lists, dicts, numpy arrays, tensors) "
                           "as model options, or turn the cache off (--no-cache, or cache=None).") from None
+
+
+def _state_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        h.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(_tensor_bytes(tensor))
+    return h.hexdigest()
+
+
+def _best_effort(value: Any, where: str) -> Any:
+    """``canonical(value)``, or a marker and a warning when part of a factory's state cannot be identified."""
+    try:
+        return canonical(value, where=where)
+    except ConfigError:
+        log.warning("cannot identify %s for the model cache: changing it will not invalidate cached models; "
+                    "pass --no-cache (cache=None) after changing it", where)
+        return {"unidentified": type(value).__name__}
+
+
+_PLAIN = (type(None), bool, int, float, str, bytes, tuple, list, dict, np.ndarray, np.generic)
+_FINGERPRINTING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("fingerprinting", default=frozenset())
+
+
+def _function_state(fn: Any, name: str) -> dict[str, Any]:
+    """What a function's source does not show: defaults, closure values, plain module constants it reads."""
+    state: dict[str, Any] = {}
+    if fn.__defaults__:
+        state["defaults"] = list(fn.__defaults__)
+    if fn.__kwdefaults__:
+        state["kwdefaults"] = dict(fn.__kwdefaults__)
+    cells = {}
+    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            cells[var] = cell.cell_contents
+        except ValueError:  # an empty cell (a variable not yet assigned)
+            continue
+    if cells:
+        state["closure"] = cells
+    constants = {k: fn.__globals__[k] for k in fn.__code__.co_names
+                 if k in fn.__globals__ and isinstance(fn.__globals__[k], _PLAIN)}
+    if constants:
+        state["globals"] = constants
+    return {k: _best_effort(v, f"{k} of {name}") for k, v in state.items()}
 
 
 def _package_version(module_name: str) -> str | None:
@@ -138,10 +188,30 @@ def code_fingerprint(obj: Any) -> dict[str, Any]:
         return {"partial": code_fingerprint(obj.func), "args": canonical(list(obj.args)),
                 "keywords": canonical(dict(obj.keywords))}
     target = inspect.unwrap(obj) if callable(obj) else obj
-    if not (inspect.isfunction(target) or inspect.isclass(target) or inspect.ismethod(target)):
-        target = type(target)  # a callable instance: its class's __call__ is the code
+    if not (inspect.isroutine(target) or inspect.isclass(target)):
+        # a callable instance: its class's __call__ is the code, its pickled state the rest
+        return {"class": code_fingerprint(type(target)), "state": _best_effort(target, repr(type(target)))}
     module_name = getattr(target, "__module__", None) or ""
     name = f"{module_name}.{getattr(target, '__qualname__', repr(target))}"
+    seen = _FINGERPRINTING.get()
+    if id(target) in seen:  # a recursive closure refers to itself
+        return {"name": name, "recursive": True}
+    token = _FINGERPRINTING.set(seen | {id(target)})
+    try:
+        found = _source_fingerprint(target, name, module_name)
+        if inspect.ismethod(target):
+            found["self"] = _best_effort(target.__self__, f"the object of {name}")
+            target = target.__func__
+        if inspect.isfunction(target):
+            state = _function_state(target, name)
+            if state:
+                found["state"] = state
+        return found
+    finally:
+        _FINGERPRINTING.reset(token)
+
+
+def _source_fingerprint(target: Any, name: str, module_name: str) -> dict[str, Any]:
     try:
         return {"name": name, "source_sha256": _sha256(inspect.getsource(target).encode())}
     except (OSError, TypeError):
@@ -174,12 +244,8 @@ def model_fingerprint(spec: ModelSpec, model: nn.Module) -> dict[str, Any]:
         for cls in type(module).__mro__:
             if not _from_torch(cls):
                 classes.setdefault(f"{cls.__module__}.{cls.__qualname__}", code_fingerprint(cls))
-    h = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        h.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        h.update(_tensor_bytes(tensor))
     return {"factory": code_fingerprint(resolve_factory(spec.name)),
-            "classes": dict(sorted(classes.items())), "init_sha256": h.hexdigest()}
+            "classes": dict(sorted(classes.items())), "init_sha256": _state_digest(model)}
 
 
 def runtime_fingerprint(device: str | torch.device = "cpu") -> dict[str, Any]:
