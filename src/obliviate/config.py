@@ -78,7 +78,10 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # binary junk, another encoding, unreadable
+        raise ConfigError(f"Cannot read config file {path} as UTF-8 text ({exc}); save it as UTF-8.") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
