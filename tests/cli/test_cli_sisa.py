@@ -10,6 +10,14 @@ from typer.testing import CliRunner
 from obliviate.cli.main import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ledger_key(tmp_path_factory):
+    """Sign these stores' ledgers with a key in a temporary folder, never the user's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OBLIVIATE_LEDGER_KEY", str(tmp_path_factory.mktemp("keys") / "ledger-ed25519.pem"))
+        yield
 TRAIN = ["--dataset", "digits", "--shards", "3", "--slices", "2", "--epochs", "4", "--lr", "0.01",
          "--model-options", '{"hidden": [32]}', "--no-progress"]
 

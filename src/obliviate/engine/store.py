@@ -13,6 +13,10 @@ Layout of ``DIR``::
 Readers only follow ``current.json``; a writer writes new checkpoints and a new version
 file first and switches the pointer last, so a reader sees the old model or the new one,
 never a mix, and a writer killed at any point leaves the old model serving.
+
+Every write is durable before it counts: a temporary file is written and fsynced, renamed
+over the target, and then the *folder* is fsynced, so the rename itself survives a power
+cut; deletions of checkpoints are made durable the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +37,44 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from obliviate.errors import CheckpointError, ConfigError, ObliviateError
-from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json, load_weights
+from obliviate.training.checkpoint import load_weights
+
+
+def durable_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """tmp file + fsync + rename + fsync of the folder: the old file or the new one, even after a power cut."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def durable_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    durable_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make renames and deletions in ``path`` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class StoreLockedError(ObliviateError, RuntimeError):
@@ -83,15 +125,15 @@ class ModelStore:
         return self.read_json(self.config_path, "store configuration")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_json(self.config_path, config)
+        durable_write_json(self.config_path, config)
 
     # -- checkpoints ------------------------------------------------------
     def save_checkpoint(self, key: str, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> str:
         """Write weights then their sidecar (each atomically); returns the weights' sha256."""
         blob = safetensors_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
         digest = hashlib.sha256(blob).hexdigest()
-        atomic_write_bytes(self.checkpoint_path(key), blob)
-        atomic_write_json(self.sidecar_path(key), {**info, "key": key, "sha256": digest})
+        durable_write_bytes(self.checkpoint_path(key), blob)
+        durable_write_json(self.sidecar_path(key), {**info, "key": key, "sha256": digest})
         return digest
 
     def finished_checkpoint(self, key: str) -> dict[str, Any] | None:
@@ -130,22 +172,41 @@ class ModelStore:
         return {p.stem for p in folder.glob("*.safetensors")} if folder.is_dir() else set()
 
     def remove_checkpoints(self, keys: set[str]) -> int:
+        """Delete weights first, then sidecars (a sidecar left alone is harmless and names what
+        the weights held); the deletions are made durable."""
         n = 0
         for key in keys:
-            for path in (self.sidecar_path(key), self.checkpoint_path(key)):
+            for path in (self.checkpoint_path(key), self.sidecar_path(key)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     n += path.suffix == ".safetensors"
+        if keys:
+            fsync_dir(self.root / "checkpoints")
         return n
+
+    def sidecar_keys(self) -> set[str]:
+        folder = self.root / "checkpoints"
+        return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+    def read_sidecar(self, key: str) -> dict[str, Any] | None:
+        try:
+            info = json.loads(self.sidecar_path(key).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def temp_files(self) -> list[Path]:
+        return [p for folder in (self.root, self.root / "checkpoints", self.root / "versions") if folder.is_dir()
+                for p in folder.glob(".*.tmp")]
 
     def remove_temp_files(self) -> int:
         """Delete half-written temporary files a killed writer left (call under the lock)."""
         n = 0
-        for folder in (self.root, self.root / "checkpoints", self.root / "versions"):
-            for path in folder.glob(".*.tmp") if folder.is_dir() else ():
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    n += 1
+        for path in self.temp_files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                n += 1
+                fsync_dir(path.parent)
         return n
 
     # -- versions ---------------------------------------------------------
@@ -165,9 +226,8 @@ class ModelStore:
             raise ConfigError(f"Model version {version} was already published in {self.root}; versions are immutable.")
         # A version file newer than the pointer is left by a writer killed before its switch;
         # it was never served, so it is replaced.
-        atomic_write_json(self.version_path(version), doc)
-        atomic_write_json(self.current_path, {"version": version})
-        _fsync_dir(self.root)
+        durable_write_json(self.version_path(version), doc)
+        durable_write_json(self.current_path, {"version": version})
 
     # -- locking ----------------------------------------------------------
     @contextlib.contextmanager
@@ -199,13 +259,4 @@ class ModelStore:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-__all__ = ["ModelStore", "StoreLockedError"]
+__all__ = ["ModelStore", "StoreLockedError", "durable_write_bytes", "durable_write_json", "fsync_dir"]
