@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from obliviate.data.dataset import DataBundle
 from obliviate.data.images import ImageFolderConfig
 from obliviate.data.tabular import TabularConfig
-from obliviate.errors import ConfigError
+from obliviate.errors import ConfigError, DataError
 
 _KINDS: dict[str, type[TabularConfig] | type[ImageFolderConfig]] = {"tabular": TabularConfig,
                                                                      "images": ImageFolderConfig}
@@ -152,4 +154,54 @@ class DataSource:
         return h.hexdigest()
 
 
-__all__ = ["DataSource", "LoadedSource"]
+@dataclass(frozen=True)
+class EncodedRows:
+    """Raw rows encoded with a stored schema: features, labels (None without a label column), ids."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    ids: np.ndarray
+    classes: list[str]
+
+
+def encode_rows(path: str | os.PathLike[str], schema: dict[str, Any], *,
+                config: TabularConfig | None = None) -> EncodedRows:
+    """Read a file in the training file's format and encode it exactly as the training rows were.
+
+    Rows with a missing or non-finite feature are refused (DataError naming their row
+    numbers, counted from 0 without the header); labels are read when the label column is
+    present, so the caller can report accuracy.
+    """
+    import pandas as pd
+
+    from obliviate.data.tabular import TabularSchema, read_table
+
+    fitted = TabularSchema.from_dict(schema)
+    frame = read_table(path, config=config)
+    features = fitted.encoder.numeric + fitted.encoder.categorical
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        raise DataError(f"{path} lacks the feature column(s) {', '.join(map(repr, absent))} that the model was "
+                        f"trained on; its columns are {', '.join(map(str, frame.columns))}.")
+    bad_rows: set[int] = set()
+    for col in features:
+        values = frame[col]
+        missing = values.isna().to_numpy().copy()
+        if col in fitted.encoder.numeric:
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+            missing |= ~np.isfinite(numbers)
+        bad_rows.update(int(i) for i in np.flatnonzero(missing))
+    if bad_rows:
+        rows = sorted(bad_rows)
+        shown = ", ".join(map(str, rows[:20])) + (f" (+{len(rows) - 20} more)" if len(rows) > 20 else "")
+        raise DataError(f"{path}: {len(rows)} row(s) have missing, NaN or infinite feature values: rows {shown} "
+                        "(rows count data rows from 0, header excluded). Fill them in or drop them; nothing "
+                        "was predicted.")
+    x = fitted.encoder.transform(frame)
+    y = fitted.labels(frame, source=str(path)) if fitted.label_column in frame.columns else None
+    ids = (frame[fitted.id_column].astype(str).to_numpy() if fitted.id_column and fitted.id_column in frame.columns
+           else np.arange(len(frame)).astype(str))
+    return EncodedRows(x, y, ids, list(fitted.classes))
+
+
+__all__ = ["DataSource", "EncodedRows", "LoadedSource", "encode_rows"]
