@@ -168,6 +168,9 @@ def test_a_csv_store_trains_forgets_predicts_and_verifies_from_the_cli(people, t
     assert set(receipt["example_ids"]) <= {f"p{i}" for i in range(7, 300, 40)} and receipt["example_ids"]
     assert receipt["signature"] and receipt["key_fingerprint"].startswith("sha256:")
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    status = _json(runner.invoke(app, ["sisa", "status", "--store", str(store)]))
+    assert status["source_matches"] is True and status["residue"] == [] and status["forgotten"] == len(
+        receipt["example_ids"])
 
     rows = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(people / "new.csv")]))
     assert rows["n"] == 12 and rows["accuracy"] is None and rows["model_version"] == 2

@@ -46,7 +46,7 @@ from obliviate.engine.sisa.training import (
     slice_keys,
 )
 from obliviate.engine.sisa.verify import check_ledger
-from obliviate.engine.store import ModelStore, durable_write_json
+from obliviate.engine.store import ModelStore, durable_write_json, fsync_dir
 from obliviate.errors import CheckpointError, ConfigError, DataError, LedgerError
 from obliviate.models.zoo import build_model, check_factory_allowed
 from obliviate.progress import NullProgress, Progress
@@ -216,6 +216,7 @@ class Sisa(RequestsMixin):
                 continue
             removed.append(name)
         if removed:
+            fsync_dir(root)
             log.warning("--overwrite: deleted %s from %s", ", ".join(removed), root)
 
     def _check_ledger_id(self) -> None:
@@ -413,6 +414,13 @@ class Sisa(RequestsMixin):
         return self.files_.load_checkpoint(last["key"], last["sha256"])
 
     # ------------------------------------------------------------------ status
+    def _source_matches(self) -> bool | None:
+        """Whether the recorded data source's files still hash to the recorded fingerprint (None: unknown)."""
+        recorded = self.files_.read_config().get("source_fingerprint")
+        if not self.source_ or not recorded:
+            return None
+        return DataSource.from_dict(self.source_).fingerprint() == recorded
+
     def status(self) -> dict[str, Any]:
         """The served version, shard sizes, requests by status, and any residue (checks the ledger first)."""
         cur = self.current()
@@ -421,7 +429,7 @@ class Sisa(RequestsMixin):
         for r in self.ledger_.requests():
             counts[r.status] = counts.get(r.status, 0) + 1
         return {"store": str(self.files_.root), "model_version": cur["version"], "created_at": cur["created_at"],
-                "config": self.config_.to_dict(), "source": self.source_,
+                "config": self.config_.to_dict(), "source": self.source_, "source_matches": self._source_matches(),
                 "shard_sizes": [s["n"] for s in cur["shards"]], "forgotten": len(cur["forgotten"]),
                 "requests": counts, "pending": [r.request_id for r in self.ledger_.pending()],
                 "residue": self.residue(), "ledger": {"ok": True, "events": report.n_events,
