@@ -196,12 +196,12 @@ def test_a_csv_store_trains_forgets_predicts_and_verifies_from_the_cli(people, t
     head = list(db.execute("SELECT seq, entry_hash FROM events ORDER BY seq DESC LIMIT 1").fetchone())
     db.commit()
     db.close()
-    # ... and points the model version's recorded head at what is left, so only the receipt knows
-    version = json.loads((store / "versions" / "2.json").read_text())
-    (store / "versions" / "2.json").write_text(json.dumps({**version, "ledger_head": head}))
-    _json(runner.invoke(app, ["ledger", "verify", "--store", str(store)]))
     _clean_error(runner.invoke(app, ["ledger", "verify", "--store", str(store), "--receipt",
-                                     str(tmp_path / "receipt.json")]), "does not reach entry")
+                                     str(tmp_path / "receipt.json")]), "truncated")
+    # ... and points the signed model version's head at what is left: its signature breaks
+    version = json.loads((store / "versions" / "2.json").read_text())
+    (store / "versions" / "2.json").write_text(json.dumps({**version, "ledger_head": head, "requests": []}))
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--store", str(store)]), "not signed")
 
 
 def test_train_refuses_a_folder_that_is_not_a_store_unless_overwrite(people, tmp_path):

@@ -131,6 +131,37 @@ def test_truncating_the_ledger_is_detected(store):
         verify_store_ledger(root)  # model version 4 recorded a later head
 
 
+def test_erasing_the_last_request_is_detected_without_receipts(store):
+    """The served model version is signed and lists the requests it applied: a ledger cut back
+    to before them is caught by the operator's own check, no receipt needed."""
+    root, _ = store
+    _drop_request_rows(root, "req-2")  # the tail: what remains is a valid, signed chain
+    with pytest.raises(LedgerError, match="truncated"):
+        verify_store_ledger(root)
+    db = sqlite3.connect(root / "ledger.sqlite")
+    head = list(db.execute("SELECT seq, entry_hash FROM events ORDER BY seq DESC LIMIT 1").fetchone())
+    db.close()
+    doc = json.loads((root / "versions" / "4.json").read_text())
+    (root / "versions" / "4.json").write_text(json.dumps({**doc, "ledger_head": head,
+                                                          "requests": doc["requests"][:-1]}))
+    with pytest.raises(LedgerError, match="not signed"):
+        verify_store_ledger(root)
+
+
+def test_editing_or_rolling_back_a_model_version_is_detected(store):
+    root, receipts = store
+    doc = json.loads((root / "versions" / "4.json").read_text())
+    (root / "versions" / "4.json").write_text(json.dumps({**doc, "requests": doc["requests"][:-1]}))
+    with pytest.raises(LedgerError, match="model version 4 document is not signed"):
+        verify_store_ledger(root)
+    (root / "versions" / "4.json").write_text(json.dumps(doc))
+    verify_store_ledger(root)
+    # serve an older version again (a rollback to a model that still holds forgotten data)
+    (root / "current.json").write_text(json.dumps({"version": 3}))
+    with pytest.raises(LedgerError, match="rolled back"):
+        verify_store_ledger(root)
+
+
 def test_reordering_entries_is_detected(store):
     root, receipts = store
     _sql(root, "UPDATE events SET seq = -1 WHERE seq = 3", "UPDATE events SET seq = 3 WHERE seq = 4",
@@ -220,7 +251,7 @@ def test_swapping_two_stores_ledgers_is_detected(store, built):
         Sisa.open(root)
     # swap store.json too: the model versions' heads no longer match the ledger, nor do the receipts
     shutil.copy(base / "b" / "store.json", root / "store.json")
-    with pytest.raises(LedgerError, match="was issued by ledger|truncated or replaced"):
+    with pytest.raises(LedgerError, match="was issued by ledger|truncated or replaced|belongs to another store"):
         _verify(root, receipts)
 
 

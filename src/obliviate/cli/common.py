@@ -117,7 +117,8 @@ def data_source(*, dataset: str | None = None, data_dir: str | None = None, data
     if kind == "images":
         wrong = [names[k] for k in given if k not in ("test_path", "test_fraction")]
         if wrong:
-            raise ConfigError(f"{', '.join(wrong)} describe table columns, but --data {data_path} is an image folder.")
+            verb = "describes" if len(wrong) == 1 else "describe"
+            raise ConfigError(f"{', '.join(wrong)} {verb} table columns, but --data {data_path} is an image folder.")
     cls = ImageFolderConfig if kind == "images" else TabularConfig
     config = validate(cls, {"kind": kind, "path": data_path, **given}, source="the data options")
     return DataSource(data=config, train_subset=train_subset, subset_seed=subset_seed)

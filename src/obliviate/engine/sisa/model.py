@@ -45,7 +45,7 @@ from obliviate.engine.sisa.training import (
     run_shard_job,
     slice_keys,
 )
-from obliviate.engine.sisa.verify import check_ledger
+from obliviate.engine.sisa.verify import check_ledger, sign_version
 from obliviate.engine.store import ModelStore, durable_write_json, fsync_dir
 from obliviate.errors import CheckpointError, ConfigError, DataError, LedgerError
 from obliviate.models.zoo import build_model, check_factory_allowed
@@ -196,7 +196,7 @@ class Sisa(RequestsMixin):
             seconds = time.perf_counter() - t0
             version = {"version": 1, "parent": None, "created_at": utc_now(), "requests": [], "forgotten": [],
                        "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": None}
-            files.publish(version)
+            files.publish(sign_version(version, self.ledger_))
             self.ledger_.record("trained", {"version": 1, "config": config.to_dict(),
                                             "data_fingerprint": data.fingerprint, "seconds": seconds,
                                             "checkpoints": [[s["key"] for s in sh["slices"]] for sh in shards]})

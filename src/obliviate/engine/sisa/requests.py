@@ -20,7 +20,7 @@ from obliviate.engine.ledger import derive_request_id, utc_now
 from obliviate.engine.sisa.receipts import ForgetReceipt, ForgetRequest
 from obliviate.engine.sisa.recovery import find_residue, remove_residue, requested_ids
 from obliviate.engine.sisa.training import run_shard_job
-from obliviate.engine.sisa.verify import check_ledger
+from obliviate.engine.sisa.verify import check_ledger, sign_version
 from obliviate.errors import ForgetSetError
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,7 @@ class RequestsMixin:
         version = {"version": cur["version"] + 1, "parent": cur["version"], "created_at": utc_now(),
                    "requests": cur["requests"] + batch["requests"], "forgotten": sorted(forgotten),
                    "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": batch}
+        version = sign_version(version, self.ledger_)
         self.files_.publish(version)
         self._models = None
         for req in todo:

@@ -3,29 +3,63 @@ recorded, and the receipts requesters hold (``obliviate ledger verify``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from obliviate.engine.keys import SigningKey, VerifyKey, default_key_path
-from obliviate.engine.ledger import Ledger, VerifyReport
+from obliviate.engine.ledger import Ledger, VerifyReport, canonical_json
 from obliviate.engine.sisa.receipts import check_receipt_in_ledger, load_receipt, verify_receipt
 from obliviate.engine.store import ModelStore
 from obliviate.errors import LedgerError
 
 
+def _version_message(ledger_id: str, doc: dict[str, Any]) -> bytes:
+    return canonical_json({"ledger": ledger_id, "model_version": {k: v for k, v in doc.items() if k != "signature"}}
+                          ).encode()
+
+
+def sign_version(doc: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
+    """``doc`` (a model version document) with the ledger key's signature over it and the ledger id.
+
+    Signed, a version's list of applied requests and its ledger head cannot be edited by
+    someone without the key, so a ledger cut back to before them is detected.
+    """
+    doc = json.loads(json.dumps(doc, default=str))  # exactly what the file will hold
+    doc.pop("signature", None)
+    return {**doc, "signature": ledger.signing_key().sign(_version_message(ledger.ledger_id, doc))}
+
+
 def check_ledger(ledger: Ledger, version: dict[str, Any] | None, *,
                  expected_key: VerifyKey | None = None) -> VerifyReport:
-    """Verify the ledger's chain and signatures, and that it still holds the entry ``version``
-    was published after (a chain alone cannot show that its tail was cut off). Raises
-    :class:`LedgerError`."""
+    """Verify the ledger's chain and signatures, the served model ``version``'s signature, and
+    that the ledger still holds the entry that version was published after and every request
+    it applied (a chain alone cannot show that its tail was cut off). Raises :class:`LedgerError`."""
     report = ledger.verify(expected_key)
-    version = version or {}
+    if not version:
+        return report
+    where = f"model version {version.get('version')}"
+    key = expected_key or ledger.public_key()
+    if key is None or not key.verify(_version_message(ledger.ledger_id, version), str(version.get("signature"))):
+        raise LedgerError(f"The {where} document is not signed by the ledger's key {key.fingerprint if key else ''}: "
+                          "it was edited, or it belongs to another store. Restore the store from a backup.")
     seq, head = version.get("ledger_head") or (0, None)
     if seq and ledger.hash_at(seq) != head:
-        raise LedgerError(f"The ledger {ledger.path} does not contain entry #{seq}, which model version "
-                          f"{version.get('version')} was published after: the ledger was truncated or replaced. "
-                          "Restore it from a backup.")
+        raise LedgerError(f"The ledger {ledger.path} does not contain entry #{seq}, which {where} was published "
+                          "after: the ledger was truncated or replaced. Restore it from a backup.")
+    for rid in version.get("requests", []):
+        req = ledger.get(rid)
+        if req is None or req.status not in ("applying", "applied"):
+            raise LedgerError(f"Request {rid!r}, applied in {where}, is "
+                              f"{'missing from' if req is None else req.status + ' in'} the ledger {ledger.path}: the "
+                              "ledger was truncated or edited. Restore it from a backup.")
+    newer = [r.request_id for r in ledger.requests(status="applied")
+             if r.version_after is not None and r.version_after > int(version.get("version", 0))]
+    if newer:
+        raise LedgerError(f"The store serves {where}, but the ledger records request {newer[0]!r} applied in a later "
+                          "version: the store was rolled back to an older model, which holds data a request asked "
+                          "to forget. Restore the current store from a backup, or run the request again.")
     return report
 
 
@@ -80,4 +114,4 @@ def verify_store_ledger(store: str | os.PathLike[str], *, key_file: str | os.Pat
                         report.key_fingerprint, report.key_expected, checked)
 
 
-__all__ = ["check_ledger", "verify_store_ledger"]
+__all__ = ["check_ledger", "sign_version", "verify_store_ledger"]
