@@ -252,3 +252,38 @@ def test_api_stores_work_from_the_cli(digits, tmp_path):
     Sisa(config, store=sourced).fit(DataSource(dataset="digits")).close()
     receipt = _json(runner.invoke(app, ["sisa", "forget", "--store", str(sourced), "--ids", "3", "--no-progress"]))
     assert receipt["status"] == "applied"
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pictures") / "pets"
+    rng = np.random.default_rng(0)
+    for c, base in (("cat", 150), ("dog", 0)):
+        (root / c).mkdir(parents=True)
+        for i in range(16):
+            Image.fromarray((rng.random((8, 8)) * 80 + base).astype(np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_store_from_the_cli(pictures, tmp_path):
+    store = tmp_path / "store"
+    out = _json(runner.invoke(app, ["sisa", "train", "--store", str(store), "--data", str(pictures), "--shards", "2",
+                                    "--epochs", "20", "--lr", "0.01", "--model-options", '{"hidden": [16]}',
+                                    "--no-progress"]))
+    assert out["n_train"] + out["n_test"] == 32
+    with_labels = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(pictures)]))
+    assert with_labels["n"] == 32 and with_labels["accuracy"] is not None
+    assert {p["prediction"] for p in with_labels["predictions"]} <= {"cat", "dog"}
+    flat = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(pictures / "cat")]))
+    assert flat["n"] == 16 and flat["accuracy"] is None
+    from obliviate.engine.sisa import Sisa
+
+    with Sisa.open(store) as s:
+        victim = str(s.data_.ids[0])
+    receipt = _json(runner.invoke(app, ["sisa", "forget", "--store", str(store), "--ids", victim, "--no-progress"]))
+    assert receipt["status"] == "applied" and receipt["example_ids"] == [victim]
+    _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s2"), "--data", str(pictures),
+                                     "--label-column", "x"]), "--label-column describes table columns")

@@ -169,7 +169,8 @@ def predict(
     split: str = typer.Option("test", help="Which split of the store's dataset to predict: test or train."),
     ids: str | None = typer.Option(None, "--ids", help="Only these example ids of the split (prints each prediction)."),
     input: Path | None = typer.Option(None, "--input", help="Rows in the training file's format (CSV/Parquet/NPZ; "
-                                      "encoded like the training rows), or a .npy array of encoded inputs."),
+                                      "encoded like the training rows), images (a file, a folder, or one subfolder "
+                                      "per class) for an image-folder store, or a .npy array of encoded inputs."),
     factories: list[str] | None = FACTORY,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
@@ -206,7 +207,8 @@ def _predict_input(sisa: Any, path: Path, version: int) -> dict[str, Any]:
     """Predictions for ``--input``: a .npy of encoded inputs, or raw rows encoded with the stored schema."""
     import numpy as np
 
-    from obliviate.data.source import DataSource, encode_rows
+    from obliviate.data.images import ImageFolderConfig
+    from obliviate.data.source import DataSource, encode_images, encode_rows
     from obliviate.errors import ConfigError, DataError
 
     if path.suffix.lower() == ".npy":
@@ -219,12 +221,15 @@ def _predict_input(sisa: Any, path: Path, version: int) -> dict[str, Any]:
             raise DataError(f"{path}: {len(rows)} row(s) hold NaN or infinite values: rows "
                             f"{', '.join(map(str, rows[:20].tolist()))} (counted from 0). Nothing was predicted.")
         return {"model_version": version, "predictions": sisa.predict(x).tolist()}
-    schema = sisa.files_.read_config().get("schema")
-    if not schema:
-        raise ConfigError(f"This store was not trained on a table, so {path} cannot be encoded like its training "
-                          "rows; give a .npy array of encoded inputs.")
-    source = DataSource.from_dict(sisa.source_)
-    rows = encode_rows(path, schema, config=source.data)  # type: ignore[arg-type]
+    doc = sisa.files_.read_config()
+    source = DataSource.from_dict(sisa.source_) if sisa.source_ else None
+    if doc.get("schema") and source is not None:
+        rows = encode_rows(path, doc["schema"], config=source.data)  # type: ignore[arg-type]
+    elif doc.get("classes") and source is not None and isinstance(source.data, ImageFolderConfig):
+        rows = encode_images(path, source.data, doc["classes"])
+    else:
+        raise ConfigError(f"This store was not trained on your own table or image folder, so {path} cannot be "
+                          "encoded like its training examples; give a .npy array of encoded inputs.")
     pred = sisa.predict(rows.x)
     out: dict[str, Any] = {"model_version": version, "input": str(path), "n": len(pred),
                            "accuracy": float((pred == rows.y).mean()) if rows.y is not None and len(pred) else None,

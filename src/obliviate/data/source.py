@@ -204,4 +204,37 @@ def encode_rows(path: str | os.PathLike[str], schema: dict[str, Any], *,
     return EncodedRows(x, y, ids, list(fitted.classes))
 
 
-__all__ = ["DataSource", "EncodedRows", "LoadedSource", "encode_rows"]
+def encode_images(path: str | os.PathLike[str], config: ImageFolderConfig, classes: list[str]) -> EncodedRows:
+    """Images read and resized exactly as the training folder's were.
+
+    ``path`` is one image, a folder of images (unlabelled), or a folder with one subfolder
+    per training class (labelled, so the caller can report accuracy).
+    """
+    from obliviate.data.images import IMAGE_EXTENSIONS, list_image_folder, read_image
+
+    root = Path(path)
+    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in (config.extensions or IMAGE_EXTENSIONS)}
+    labelled = root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
+    if labelled:
+        files = list_image_folder(root, extensions=config.extensions)
+        unknown = [c for c in files if c not in classes]
+        if unknown:
+            raise DataError(f"{root} has class folder(s) {', '.join(unknown)} that the training folder lacks "
+                            f"(training classes: {', '.join(classes)}).")
+        pairs = [(p, classes.index(c)) for c, paths in files.items() for p in paths]
+    elif root.is_dir():
+        pairs = [(p, -1) for p in sorted(root.iterdir()) if p.is_file() and p.suffix.lower() in exts]
+    elif root.is_file():
+        pairs = [(root, -1)]
+    else:
+        raise DataError(f"{root} does not exist; give an image, a folder of images, or a folder with one "
+                        "subfolder per class.")
+    if not pairs:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(exts))}).")
+    x = np.stack([read_image(p, hw=config.hw, mode=config.mode) for p, _ in pairs])
+    ids = np.array([p.relative_to(root).as_posix() if root.is_dir() else p.name for p, _ in pairs])
+    y = np.array([c for _, c in pairs], dtype=np.int64) if labelled else None
+    return EncodedRows(x, y, ids, list(classes))
+
+
+__all__ = ["DataSource", "EncodedRows", "LoadedSource", "encode_images", "encode_rows"]

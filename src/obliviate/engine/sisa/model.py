@@ -129,12 +129,13 @@ class Sisa(RequestsMixin):
         """
         config = self.config or SisaConfig()
         schema: dict[str, Any] | None = None
+        classes: list[str] | None = None
         if isinstance(data, DataSource):
             if source is not None:
                 raise ConfigError("Give the data source once: Sisa.fit(DataSource(...)) loads and records it.")
             source = data
             loaded = data.open()
-            data, schema = loaded.bundle.train, loaded.schema
+            data, schema, classes = loaded.bundle.train, loaded.schema, loaded.classes
             self.test_data_ = loaded.bundle.test
         if isinstance(source, dict):
             source = DataSource.from_dict(source)
@@ -152,6 +153,7 @@ class Sisa(RequestsMixin):
         doc = {"format": STORE_FORMAT, "config": config.to_dict(),
                "source": None if source is None else source.to_dict(),
                "source_fingerprint": None if source is None else source.fingerprint(), "schema": schema,
+               "classes": classes,
                "data": {"name": data.name, "fingerprint": data.fingerprint, "n": len(data),
                         "input_shape": list(data.input_shape), "n_classes": data.n_classes},
                "torch": torch.__version__}
