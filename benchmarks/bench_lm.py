@@ -51,8 +51,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     import obliviate.removal  # noqa: F401
-    from obliviate.bench.lm_config import LMBenchConfig
-    from obliviate.bench.lm_runner import run_lm_bench
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.bench.runner import run_bench as run_lm_bench
     from obliviate.config import validate
     from obliviate.progress import get_progress
     from obliviate.report.lm import to_markdown, write_reports

@@ -292,7 +292,7 @@ class TabularSchema:
                    TabularEncoder.from_dict(d["encoder"]), d.get("id_column"), d.get("subject_column"))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from obliviate.training.checkpoint import atomic_write_json
+        from obliviate.fileio import atomic_write_json
 
         atomic_write_json(path, self.to_dict())
         return Path(path)

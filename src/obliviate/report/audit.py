@@ -224,7 +224,7 @@ def _bench_reports(run: Path) -> tuple[str, str]:
     md_path, html_path = run / "report.md", run / "report.html"
     if md_path.is_file() and html_path.is_file():
         return md_path.read_text(), html_path.read_text()
-    from obliviate.bench.runner import BenchResult
+    from obliviate.tasks.base import BenchResult
     from obliviate.report.classifier import to_html, to_markdown
 
     meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").is_file() else {}

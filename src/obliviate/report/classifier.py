@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from obliviate.bench.runner import BenchResult
+from obliviate.tasks.base import BenchResult
 from obliviate.report.aggregate import fmt, summarise
 from obliviate.report.plots import grouped_bars, scatter_tradeoff, to_png
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json

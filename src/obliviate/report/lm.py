@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.bench.lm_runner import LMResult
+from obliviate.tasks.base import BenchResult as LMResult
 from obliviate.report.aggregate import fmt, summarise
 from obliviate.report.plots import grouped_bars, to_png
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json

@@ -56,7 +56,7 @@ class LMRecipe:
     """How a language model is fit to QA pairs (also what the retain-only model reuses).
 
     Defaults memorise the built-in persons corpus with the built-in GPT-2
-    (see ``obliviate.bench.lm_runner``); AdamW with linear warm-up then cosine decay.
+    (see ``obliviate.tasks.lm_models``); AdamW with linear warm-up then cosine decay.
     """
 
     epochs: int = 40
