@@ -171,6 +171,14 @@ def test_a_csv_store_trains_forgets_predicts_and_verifies_from_the_cli(people, t
     status = _json(runner.invoke(app, ["sisa", "status", "--store", str(store)]))
     assert status["source_matches"] is True and status["residue"] == [] and status["forgotten"] == len(
         receipt["example_ids"])
+    # the requester, without the store: the receipt's own signatures
+    alone = _json(runner.invoke(app, ["ledger", "verify", "--receipt", str(tmp_path / "receipt.json"),
+                                      "--expect-key", receipt["key_fingerprint"]]))
+    assert alone["receipts"][0]["request_id"] == receipt["request_id"]
+    (tmp_path / "edited.json").write_text(json.dumps({**receipt, "subject": "s8"}))
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--receipt", str(tmp_path / "edited.json")]),
+                 "edited after it was issued")
+    _clean_error(runner.invoke(app, ["ledger", "verify"]), "Give --store")
 
     rows = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(people / "new.csv")]))
     assert rows["n"] == 12 and rows["accuracy"] is None and rows["model_version"] == 2

@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,44 +36,17 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from obliviate.errors import CheckpointError, ConfigError, ObliviateError
+from obliviate.fileio import atomic_write_bytes, fsync_dir
 from obliviate.training.checkpoint import load_weights
 
 
-def durable_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """tmp file + fsync + rename + fsync of the folder: the old file or the new one, even after a power cut."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+# tmp file + fsync + rename + fsync of the folder (the project's one implementation); named
+# here so that the store's writes can be traced and interrupted by the crash tests.
+durable_write_bytes = atomic_write_bytes
 
 
 def durable_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     durable_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Make renames and deletions in ``path`` durable (no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class StoreLockedError(ObliviateError, RuntimeError):
