@@ -206,6 +206,11 @@ def test_resigning_with_another_key_is_detected(store):
         verify_store_ledger(root)  # against the operator's key file
     with pytest.raises(LedgerError, match="not the expected"):
         _verify(root, receipts)  # against the requesters' receipts
+    with Sisa.open(root) as s:
+        with pytest.raises(LedgerError, match="not the expected"):
+            s.status()  # against the key file, which exists
+        with pytest.raises(LedgerError, match="not the expected"):
+            s.recover()  # a writer checks against the key it signs with
 
 
 def test_replaced_or_edited_receipts_are_detected(store, built, tmp_path):

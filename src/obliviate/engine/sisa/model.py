@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 from obliviate.data.dataset import ArrayDataset
 from obliviate.data.source import DataSource
 from obliviate.engine.executor import Executor, make_executor
-from obliviate.engine.keys import SigningKey
+from obliviate.engine.keys import SigningKey, VerifyKey, default_key_path
 from obliviate.engine.ledger import Ledger, utc_now
 from obliviate.engine.sisa.aggregate import AGGREGATORS
 from obliviate.engine.sisa.config import SisaConfig
@@ -416,6 +417,13 @@ class Sisa(RequestsMixin):
         return self.files_.load_checkpoint(last["key"], last["sha256"])
 
     # ------------------------------------------------------------------ status
+    def _known_key(self) -> VerifyKey | None:
+        """The public key of the signing key file, if there is one (a reader never creates a key)."""
+        if isinstance(self.key_file, SigningKey):
+            return self.key_file.public
+        path = Path(self.key_file).expanduser() if self.key_file is not None else default_key_path()
+        return SigningKey.load(path).public if path.is_file() else None
+
     def _source_matches(self) -> bool | None:
         """Whether the recorded data source's files still hash to the recorded fingerprint (None: unknown)."""
         recorded = self.files_.read_config().get("source_fingerprint")
@@ -426,7 +434,7 @@ class Sisa(RequestsMixin):
     def status(self) -> dict[str, Any]:
         """The served version, shard sizes, requests by status, and any residue (checks the ledger first)."""
         cur = self.current()
-        report = check_ledger(self.ledger_, cur)
+        report = check_ledger(self.ledger_, cur, expected_key=self._known_key())
         counts: dict[str, int] = {}
         for r in self.ledger_.requests():
             counts[r.status] = counts.get(r.status, 0) + 1

@@ -77,7 +77,8 @@ class RequestsMixin:
             return receipts
 
     def _check_ledger(self) -> None:
-        check_ledger(self.ledger_, self.current())
+        # a writer holds the key: the ledger and the served version must be signed with it
+        check_ledger(self.ledger_, self.current(), expected_key=self.ledger_.signing_key().public)
 
     def _remove_residue(self) -> None:
         cur = self.current()
