@@ -131,6 +131,7 @@ class Sisa(RequestsMixin):
         config = self.config or SisaConfig()
         schema: dict[str, Any] | None = None
         classes: list[str] | None = None
+        _refuse_target(ModelStore(self.store), overwrite)  # before loading any data; again under the lock
         if isinstance(data, DataSource):
             if source is not None:
                 raise ConfigError("Give the data source once: Sisa.fit(DataSource(...)) loads and records it.")
@@ -158,23 +159,16 @@ class Sisa(RequestsMixin):
                "data": {"name": data.name, "fingerprint": data.fingerprint, "n": len(data),
                         "input_shape": list(data.input_shape), "n_classes": data.n_classes},
                "torch": torch.__version__}
-        if files.root.exists() and not files.root.is_dir():
-            raise ConfigError(f"{files.root} is a file; give a folder for the SISA store.")
         with files.lock():
             if overwrite:
                 self._clear_store()
+            _refuse_target(files, overwrite)
             if files.exists():
                 old = files.read_config()
-                if files.current_version() is not None:
-                    raise ConfigError(f"{files.root} already holds a trained SISA model. Open it with Sisa.open, "
-                                      "train into a new folder, or replace it with --overwrite (overwrite=True).")
                 if old.get("config") != doc["config"] or old.get("data") != doc["data"]:
                     raise ConfigError(f"{files.root} holds an interrupted training with a different configuration "
                                       "or data; train into a new folder, or replace it with --overwrite.")
                 log.info("resuming the interrupted training in %s", files.root)
-            elif any(p.name != ".lock" for p in files.root.iterdir()) and not overwrite:
-                raise ConfigError(f"{files.root} is not empty and is not a SISA store; train into a new or empty "
-                                  "folder, or pass --overwrite (overwrite=True) to train into it anyway.")
             self.config_ = config
             self.data_ = data
             self.source_ = doc["source"]
@@ -445,6 +439,23 @@ class Sisa(RequestsMixin):
                 "residue": self.residue(), "ledger": {"ok": True, "events": report.n_events,
                                                       "key_fingerprint": report.key_fingerprint},
                 "ideal_speedup": self.config_.ideal_speedup()}
+
+
+def _refuse_target(files: ModelStore, overwrite: bool) -> None:
+    """Refuse to train into a file, a trained store, or a folder with other things in it (unless ``overwrite``)."""
+    root = files.root
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file; give a folder for the SISA store.")
+    if overwrite or not root.is_dir():
+        return
+    if files.exists():
+        if files.current_version() is not None:
+            raise ConfigError(f"{root} already holds a trained SISA model. Open it with Sisa.open, train into a "
+                              "new folder, or replace it with --overwrite (overwrite=True).")
+        return  # an interrupted training: resumed if the configuration and data are the same
+    if any(p.name != ".lock" for p in root.iterdir()):
+        raise ConfigError(f"{root} is not empty and is not a SISA store; train into a new or empty folder, or "
+                          "pass --overwrite (overwrite=True) to train into it anyway.")
 
 
 __all__ = ["ForgetReceipt", "ForgetRequest", "STORE_FORMAT", "Sisa"]
