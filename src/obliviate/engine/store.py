@@ -26,7 +26,9 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,8 @@ from safetensors.torch import save as safetensors_save
 from obliviate.errors import CheckpointError, ConfigError, ObliviateError
 from obliviate.fileio import atomic_write_bytes, fsync_dir
 from obliviate.training.checkpoint import load_weights
+
+log = logging.getLogger(__name__)
 
 
 # tmp file + fsync + rename + fsync of the folder (the project's one implementation); named
@@ -53,11 +57,51 @@ class StoreLockedError(ObliviateError, RuntimeError):
     """Another process holds the store's write lock for longer than we were willing to wait."""
 
 
+# Files a store owns: what ``clear`` deletes (never anything else in the folder).
+STORE_FILES = ("store.json", "assignment.json", "current.json", "ledger.sqlite", "ledger.sqlite-wal",
+               "ledger.sqlite-shm", "checkpoints", "versions")
+
+
 class ModelStore:
     """Files of one store; knows nothing about how the checkpoints are trained."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    # -- creating ---------------------------------------------------------
+    def refuse_target(self, *, overwrite: bool = False) -> None:
+        """Refuse to create a store in a file, over a trained store, or in a folder holding other
+        things (unless ``overwrite``). An interrupted training passes: it is resumed."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root} is a file; give a folder for the SISA store.")
+        if overwrite or not root.is_dir():
+            return
+        if self.exists():
+            if self.current_version() is not None:
+                raise ConfigError(f"{root} already holds a trained SISA model. Open it with Sisa.open, train into "
+                                  "a new folder, or replace it with --overwrite (overwrite=True).")
+            return
+        if any(p.name != ".lock" for p in root.iterdir()):
+            raise ConfigError(f"{root} is not empty and is not a SISA store; train into a new or empty folder, "
+                              "or pass --overwrite (overwrite=True) to train into it anyway.")
+
+    def clear(self) -> list[str]:
+        """Delete the store's own files (``STORE_FILES``), nothing else; returns what was deleted."""
+        removed = []
+        for name in STORE_FILES:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(name)
+        if removed:
+            fsync_dir(self.root)
+            log.warning("--overwrite: deleted %s from %s", ", ".join(removed), self.root)
+        return removed
 
     # -- paths ------------------------------------------------------------
     @property

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from obliviate.engine.sisa.training import (
     slice_keys,
 )
 from obliviate.engine.sisa.verify import check_ledger, sign_version
-from obliviate.engine.store import ModelStore, durable_write_json, fsync_dir
+from obliviate.engine.store import ModelStore, durable_write_json
 from obliviate.errors import CheckpointError, ConfigError, DataError, LedgerError
 from obliviate.models.zoo import build_model, check_factory_allowed
 from obliviate.progress import NullProgress, Progress
@@ -56,9 +55,6 @@ from obliviate.training.checkpoint import load_into
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "obliviate-sisa-store-v1"
-# Files a store owns: what ``fit(overwrite=True)`` deletes (never anything else in the folder).
-_STORE_FILES = ("store.json", "assignment.json", "current.json", "ledger.sqlite", "ledger.sqlite-wal",
-                "ledger.sqlite-shm", "checkpoints", "versions")
 
 
 @dataclass
@@ -131,7 +127,7 @@ class Sisa(RequestsMixin):
         config = self.config or SisaConfig()
         schema: dict[str, Any] | None = None
         classes: list[str] | None = None
-        _refuse_target(ModelStore(self.store), overwrite)  # before loading any data; again under the lock
+        ModelStore(self.store).refuse_target(overwrite=overwrite)  # before loading any data; again under the lock
         if isinstance(data, DataSource):
             if source is not None:
                 raise ConfigError("Give the data source once: Sisa.fit(DataSource(...)) loads and records it.")
@@ -161,8 +157,8 @@ class Sisa(RequestsMixin):
                "torch": torch.__version__}
         with files.lock():
             if overwrite:
-                self._clear_store()
-            _refuse_target(files, overwrite)
+                files.clear()
+            files.refuse_target(overwrite=overwrite)
             if files.exists():
                 old = files.read_config()
                 if old.get("config") != doc["config"] or old.get("data") != doc["data"]:
@@ -199,22 +195,6 @@ class Sisa(RequestsMixin):
                                             "checkpoints": [[s["key"] for s in sh["slices"]] for sh in shards]})
             self._gc(version)
         return self
-
-    def _clear_store(self) -> None:
-        root = self.files_.root
-        removed = []
-        for name in _STORE_FILES:
-            path = root / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            else:
-                continue
-            removed.append(name)
-        if removed:
-            fsync_dir(root)
-            log.warning("--overwrite: deleted %s from %s", ", ".join(removed), root)
 
     def _check_ledger_id(self) -> None:
         recorded = self.files_.read_config().get("ledger_id")
@@ -439,23 +419,6 @@ class Sisa(RequestsMixin):
                 "residue": self.residue(), "ledger": {"ok": True, "events": report.n_events,
                                                       "key_fingerprint": report.key_fingerprint},
                 "ideal_speedup": self.config_.ideal_speedup()}
-
-
-def _refuse_target(files: ModelStore, overwrite: bool) -> None:
-    """Refuse to train into a file, a trained store, or a folder with other things in it (unless ``overwrite``)."""
-    root = files.root
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root} is a file; give a folder for the SISA store.")
-    if overwrite or not root.is_dir():
-        return
-    if files.exists():
-        if files.current_version() is not None:
-            raise ConfigError(f"{root} already holds a trained SISA model. Open it with Sisa.open, train into a "
-                              "new folder, or replace it with --overwrite (overwrite=True).")
-        return  # an interrupted training: resumed if the configuration and data are the same
-    if any(p.name != ".lock" for p in root.iterdir()):
-        raise ConfigError(f"{root} is not empty and is not a SISA store; train into a new or empty folder, or "
-                          "pass --overwrite (overwrite=True) to train into it anyway.")
 
 
 __all__ = ["ForgetReceipt", "ForgetRequest", "STORE_FORMAT", "Sisa"]
