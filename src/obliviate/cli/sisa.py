@@ -242,12 +242,12 @@ def _predict_input(sisa: Any, path: Path, version: int) -> dict[str, Any]:
 
 @sisa_app.command("status")
 @clean_errors
-def status(store: Path = STORE) -> None:
+def status(store: Path = STORE, key_file: Path | None = KEY_FILE) -> None:
     """The served model version, shard sizes, the requests by status, and any residue (files that may
     hold forgotten data); fails if the ledger is missing or was edited."""
     from obliviate.engine.sisa import Sisa
 
-    with Sisa.open(store) as sisa:
+    with Sisa.open(store, key_file=key_file) as sisa:
         _echo(sisa.status())
 
 
