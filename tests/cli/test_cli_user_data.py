@@ -152,3 +152,30 @@ def test_unknown_key_in_data_section_names_nearest(table, tmp_path):
     cfg.write_text(f'[data]\npath = "{table}"\nlable_column = "churn"\n')
     res = runner.invoke(app, ["bench", "--config", str(cfg), "--no-progress"])
     assert res.exit_code == 2 and "did you mean 'label_column'" in res.output
+
+
+def test_missing_markers_and_integer_label_names(tmp_path):
+    """--na-values/--missing reach the loader, and class:NAME with labels 1..3 names a label, not an index."""
+    rng = np.random.default_rng(1)
+    n = 90
+    frame = pd.DataFrame({"x": rng.normal(size=n).round(3).astype(str), "grade": rng.integers(1, 4, n)})
+    frame.loc[[4, 9], "x"] = "?"
+    path = tmp_path / "graded.csv"
+    frame.to_csv(path, index=False)
+    base = ["bench", "--data", str(path), "--label-column", "grade", *FAST]
+    refused = runner.invoke(app, [*base, "--na-values", "?", "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and "missing" in refused.output and "'x'" in refused.output
+    out = tmp_path / "b"
+    ok = runner.invoke(app, [*base, "--na-values", "?", "--missing", "impute", "--forget", "class:1",
+                             "--out", str(out)])
+    assert ok.exit_code == 0, ok.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["data"]["missing"]["x"] == 2
+    from obliviate.data import TabularConfig
+
+    train = TabularConfig(path=str(path), label_column="grade", na_values=["?"], missing="impute").load().bundle.train
+    assert train.classes == ("1", "2", "3")
+    assert meta["seeds"]["0"]["n_forget"] == int((train.y == 0).sum())  # the label "1", not index 1
+    none = runner.invoke(app, [*base, "--na-values", "?", "--missing", "impute", "--forget", "class:0",
+                               "--out", str(tmp_path / "c")])
+    assert none.exit_code == 2 and "class:0 is not a class" in none.output and "1, 2, 3" in none.output

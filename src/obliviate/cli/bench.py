@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from obliviate.cli.common import clean_errors, parse_assignments, setup_logging
+from obliviate.cli.common import MISSING, NA_VALUES, clean_errors, parse_assignments, setup_logging
 
 
 @clean_errors
@@ -27,6 +27,8 @@ def bench(
     test_data: str | None = typer.Option(None, "--test-data", help="A second file or folder with the held-out test examples."),
     test_fraction: float | None = typer.Option(None, "--test-fraction", help="Else this seeded, stratified share of --data is held out. [default: 0.2]"),
     categorical: str | None = typer.Option(None, "--categorical", help="Numeric-looking columns to one-hot encode, COL,COL (text columns always are)."),
+    na_values: str | None = NA_VALUES,
+    missing: str | None = MISSING,
     forget: str | None = typer.Option(None, help="Forget request: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,..., memorized:FRACTION, memorized-stratum:low|mid|high. [default: random:0.1; persons: the corpus's forget people]"),
     strata: bool | None = typer.Option(None, "--strata/--no-strata", help="Break forget-set results down by memorisation tercile (low/mid/high)."),
     train_subset: int | None = typer.Option(None, "--train-subset", help="Train on a class-stratified random subset of this many training examples."),
@@ -61,7 +63,8 @@ def bench(
         data.pop("data", None)  # a built-in named on the command line replaces the file's own data
     apply_data_flags(data, {"path": data_path, "label_column": label_column, "id_column": id_column,
                             "subject_column": subject_column, "test_path": test_data,
-                            "test_fraction": test_fraction, "categorical_columns": categorical})
+                            "test_fraction": test_fraction, "categorical_columns": categorical,
+                            "na_values": na_values, "missing": missing})
     data.update({k: v for k, v in flags.items() if v is not None})
     if epochs is not None:
         data.setdefault("recipe", {})["epochs"] = epochs
@@ -86,7 +89,8 @@ def bench(
 # data-section key -> the flag that sets it
 DATA_FLAGS = {"path": "--data", "label_column": "--label-column", "id_column": "--id-column",
               "subject_column": "--subject-column", "test_path": "--test-data",
-              "test_fraction": "--test-fraction", "categorical_columns": "--categorical"}
+              "test_fraction": "--test-fraction", "categorical_columns": "--categorical",
+              "na_values": "--na-values", "missing": "--missing"}
 
 
 def apply_data_flags(cfg: dict[str, Any], flags: dict[str, Any]) -> None:

@@ -83,14 +83,17 @@ TEST_FRACTION = typer.Option(None, "--test-fraction", help="Else this seeded, st
 CATEGORICAL = typer.Option(None, "--categorical", help="Numeric-looking columns to one-hot encode, COL,COL (text columns always are).")
 TRAIN_SUBSET = typer.Option(None, "--train-subset", help="Train on a class-stratified random subset of this many training examples.")
 SUBSET_SEED = typer.Option(0, "--subset-seed", help="Seed of the --train-subset draw.")
+NA_VALUES = typer.Option(None, "--na-values", help="Cell values of --data that mean 'missing', e.g. '?,n/a' (NaN always does).")
+MISSING = typer.Option(None, "--missing", help="What to do with missing cells of --data: error (refuse, with their rows) or impute (training mean; no category). [default: error]")
 
 
 def data_source(*, dataset: str | None = None, data_dir: str | None = None, data_path: str | None = None,
                 test_data: str | None = None, label_column: str | None = None, id_column: str | None = None,
                 subject_column: str | None = None, test_fraction: float | None = None,
-                categorical: str | None = None, train_subset: int | None = None, subset_seed: int = 0) -> Any:
+                categorical: str | None = None, train_subset: int | None = None, subset_seed: int = 0,
+                na_values: str | None = None, missing: str | None = None) -> Any:
     """The :class:`~obliviate.data.source.DataSource` the data options describe (ConfigError listing every problem)."""
-    from obliviate.bench.config import infer_data_kind
+    from obliviate.tasks.classification import infer_data_kind
     from obliviate.config import validate
     from obliviate.data.images import ImageFolderConfig
     from obliviate.data.source import DataSource
@@ -98,11 +101,12 @@ def data_source(*, dataset: str | None = None, data_dir: str | None = None, data
     from obliviate.errors import ConfigError
 
     flags = {"test_path": test_data, "label_column": label_column, "id_column": id_column,
-             "subject_column": subject_column, "test_fraction": test_fraction, "categorical_columns": categorical}
+             "subject_column": subject_column, "test_fraction": test_fraction, "categorical_columns": categorical,
+             "na_values": na_values, "missing": missing}
     given = {k: v for k, v in flags.items() if v is not None}
     names = {"test_path": "--test-data", "label_column": "--label-column", "id_column": "--id-column",
              "subject_column": "--subject-column", "test_fraction": "--test-fraction",
-             "categorical_columns": "--categorical"}
+             "categorical_columns": "--categorical", "na_values": "--na-values", "missing": "--missing"}
     if data_path is None:
         problems = [f"{names[k]} describes your own data; add --data FILE_OR_DIR" for k in given]
         if data_dir is not None and dataset is None:

@@ -17,6 +17,8 @@ from obliviate.cli.common import (
     LABEL_COLUMN,
     SUBJECT_COLUMN,
     SUBSET_SEED,
+    NA_VALUES,
+    MISSING,
     TEST_DATA,
     TEST_FRACTION,
     TRAIN_SUBSET,
@@ -72,6 +74,8 @@ def train(
     categorical: str | None = CATEGORICAL,
     train_subset: int | None = TRAIN_SUBSET,
     subset_seed: int = SUBSET_SEED,
+    na_values: str | None = NA_VALUES,
+    missing: str | None = MISSING,
     shards: int = typer.Option(4, "--shards", help="S: number of disjoint shards."),
     slices: int = typer.Option(1, "--slices", help="R: cumulative slices per shard (a checkpoint after each)."),
     placement: str = typer.Option("uniform", help="uniform, or subject (one person's data in one shard)."),
@@ -94,7 +98,7 @@ def train(
     """Train S shard models (R slices each) on a built-in dataset or your own files, and publish model version 1."""
     import time
 
-    from obliviate.bench.config import RecipeConfig
+    from obliviate.tasks.classification import RecipeConfig
     from obliviate.engine.sisa import Sisa, SisaConfig
     from obliviate.errors import ConfigError
     from obliviate.models import ModelSpec
@@ -110,7 +114,7 @@ def train(
     source = data_source(dataset=dataset, data_dir=data_dir, data_path=data_path, test_data=test_data,
                          label_column=label_column, id_column=id_column, subject_column=subject_column,
                          test_fraction=test_fraction, categorical=categorical, train_subset=train_subset,
-                         subset_seed=subset_seed)
+                         subset_seed=subset_seed, na_values=na_values, missing=missing)
     recipe = RecipeConfig(epochs=epochs, batch_size=batch_size, lr=lr).resolve(source.dataset or "custom")
     config = SisaConfig(shards=shards, slices=slices, placement=placement, aggregation=aggregation,
                         model=ModelSpec(model, options), recipe=recipe, seed=seed, threads=threads)

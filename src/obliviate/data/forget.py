@@ -63,21 +63,30 @@ FORGET_SPECS.register_lazy("memorized-stratum", "obliviate.audit.memorization")
 
 
 def _class(arg: str, train: ArrayDataset) -> np.ndarray:
-    label: int | None = None
-    if train.classes is not None and arg in train.classes:
-        label = train.classes.index(arg)
+    """Rows of one class, by name, or by index where the classes have no names that look like numbers.
+
+    With labels named "1".."30" (a table's own labels), ``class:1`` means the label "1"; an index
+    would silently pick another class, so a number that is no class name is then an error.
+    """
+    names = list(train.classes) if train.classes is not None else None
+    numeric_names = names is not None and all(n.lstrip("-").isdigit() for n in names)
+    if names is not None and arg in names:
+        label = names.index(arg)
+    elif numeric_names:
+        raise ForgetSetError(f"class:{arg} is not a class of {train.name}: its classes are named "
+                             f"{', '.join(names)} (labels as found in the data).")
     else:
         try:
             label = int(arg)
         except ValueError:
-            names = ", ".join(train.classes) if train.classes else f"0..{train.n_classes - 1}"
+            shown = ", ".join(names) if names else f"0..{train.n_classes - 1}"
             raise ForgetSetError(
-                f"class:{arg} is not valid: LABEL must be a class index or name ({names})."
+                f"class:{arg} is not valid: LABEL must be a class index or name ({shown})."
             ) from None
-    if not 0 <= label < train.n_classes:
-        raise ForgetSetError(
-            f"class:{arg} is out of range: this dataset has classes 0..{train.n_classes - 1}."
-        )
+        if not 0 <= label < train.n_classes:
+            raise ForgetSetError(
+                f"class:{arg} is out of range: this dataset has classes 0..{train.n_classes - 1}."
+            )
     return np.flatnonzero(train.y == label)
 
 
