@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.data import load_dataset
-from obliviate.engine.sisa import AGGREGATORS, ForgetRequest, Sisa, SisaConfig
+from obliviate.engine.sisa import AGGREGATORS, LedgerRequest, Sisa, SisaConfig
 from obliviate.engine.sisa.training import derive_seed, deterministic
 from obliviate.machine import format_load, load_average, machine_info
 from obliviate.models import ModelSpec, build_model
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         k, r = int(rng.integers(s_)), int(rng.integers(r_))
                         victim = str(rng.choice([i for i in placed[k][r] if i not in gone]))
                         gone.add(victim)
-                        reqs.append(ForgetRequest([victim], reason="benchmark batch", request_id=f"batch-{j}"))
+                        reqs.append(LedgerRequest([victim], reason="benchmark batch", request_id=f"batch-{j}"))
                     receipts, w, c = timed(lambda: sisa.forget_many(reqs))
                     batch_row = {"S": s_, "R": r_, "K": args.batch_k, "wall": w, "cpu": c,
                                  "shards": len(receipts[0].shards_retrained), "slices": receipts[0].slices_replayed,

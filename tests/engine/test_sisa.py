@@ -12,7 +12,7 @@ from obliviate.data import ArrayDataset
 from obliviate.engine.sisa import (
     AGGREGATORS,
     PLACEMENTS,
-    ForgetRequest,
+    LedgerRequest,
     Sisa,
     SisaConfig,
     train_shard_reference,
@@ -127,9 +127,9 @@ def test_forget_equals_training_the_shard_from_scratch_bit_for_bit(sisa, digits)
 
 
 def test_batched_requests_are_grouped_per_shard_and_equal_sequential(sisa, trained, tmp_path, digits):
-    reqs = [ForgetRequest([_slice_of(sisa, 0, 2)[0]], subject="a"),
-            ForgetRequest([_slice_of(sisa, 0, 0)[1]], subject="b"),
-            ForgetRequest([_slice_of(sisa, 1, 1)[2]], subject="c", request_id="client-c")]
+    reqs = [LedgerRequest([_slice_of(sisa, 0, 2)[0]], subject="a"),
+            LedgerRequest([_slice_of(sisa, 0, 0)[1]], subject="b"),
+            LedgerRequest([_slice_of(sisa, 1, 1)[2]], subject="c", request_id="client-c")]
     receipts = sisa.forget_many(reqs)
     assert [r.model_version_after for r in receipts] == [2, 2, 2]
     assert receipts[2].request_id == "client-c"
@@ -281,3 +281,15 @@ def test_store_errors(trained, tmp_path, digits):
     other = digits.train.subset(np.arange(100))
     with pytest.raises(DataError, match="not the data it was trained on"):
         Sisa.open(trained, data=other).forget(["train-3"])
+
+
+def test_forget_takes_the_shared_forget_request(sisa):
+    """SISA takes the same ForgetRequest as the bench and obliviate.forget, resolved on the store's data."""
+    from obliviate.data.request import ForgetRequest
+
+    receipt = sisa.forget(ForgetRequest(ids=["train-5", "train-8"]), reason="gdpr")
+    assert sorted(receipt.example_ids) == ["train-5", "train-8"] and receipt.status == "applied"
+    again = sisa.forget(ForgetRequest(ids=["train-8", "train-5"]), reason="gdpr")
+    assert again.duplicate
+    with pytest.raises(ForgetSetError, match="'nope'"):
+        sisa.forget(ForgetRequest(ids=["nope"]))

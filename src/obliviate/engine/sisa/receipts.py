@@ -38,8 +38,12 @@ _FIELDS_CHECKED = ("subject", "example_ids", "reason", "received_at")
 
 
 @dataclass(frozen=True)
-class ForgetRequest:
-    """One erasure request: example ids and/or a subject, with an optional reason and id."""
+class LedgerRequest:
+    """One erasure request as the ledger records it: example ids and/or a subject, a reason, an id.
+
+    What to forget is an :class:`obliviate.data.request.ForgetRequest`; :meth:`Sisa.forget`
+    resolves it against the store's data into the ids recorded here.
+    """
 
     ids: Sequence[str] = ()
     subject: str | None = None
@@ -188,4 +192,4 @@ def check_receipt_in_ledger(ledger: Ledger, doc: dict[str, Any], *, source: str 
             "entry": int(entry["seq"]), "head": int(head["seq"])}
 
 
-__all__ = ["ForgetReceipt", "ForgetRequest", "check_receipt_in_ledger", "load_receipt", "verify_receipt"]
+__all__ = ["ForgetReceipt", "LedgerRequest", "check_receipt_in_ledger", "load_receipt", "verify_receipt"]

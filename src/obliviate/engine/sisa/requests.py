@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from obliviate.engine.ledger import derive_request_id, utc_now
-from obliviate.engine.sisa.receipts import ForgetReceipt, ForgetRequest
+from obliviate.data.forget import select
+from obliviate.data.request import ForgetRequest
+from obliviate.engine.sisa.receipts import ForgetReceipt, LedgerRequest
 from obliviate.engine.sisa.recovery import find_residue, remove_residue, requested_ids
 from obliviate.engine.sisa.training import run_shard_job
 from obliviate.engine.sisa.verify import check_ledger, sign_version
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 class RequestsMixin:
     """Forget requests on a SISA store (mixed into :class:`~obliviate.engine.sisa.model.Sisa`)."""
 
-    def _resolve(self, req: ForgetRequest) -> list[str]:
+    def _resolve(self, req: LedgerRequest) -> list[str]:
         data = self.data_
         ids = [str(i) for i in req.ids]
         if req.subject is not None and not ids:
@@ -47,21 +49,31 @@ class RequestsMixin:
         data.positions(ids)  # unknown ids -> ForgetSetError naming them
         return ids
 
-    def submit(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
-               request_id: str | None = None) -> ForgetReceipt:
-        """Validate and durably record a request without applying it (status ``received``)."""
-        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=False)[0]
+    def _envelope(self, what: Sequence[str] | ForgetRequest, subject: str | None, reason: str | None,
+                  request_id: str | None) -> LedgerRequest:
+        """The ledger's record of a request: a ForgetRequest is resolved against the store's data into ids."""
+        if isinstance(what, ForgetRequest):
+            ids = [str(self.data_.ids[i]) for i in select(self.data_, what)]
+            if subject is None and len(what.subjects) == 1:
+                subject = what.subjects[0]
+            return LedgerRequest(tuple(ids), subject, reason, request_id)
+        return LedgerRequest(what, subject, reason, request_id)
 
-    def forget(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
-               request_id: str | None = None) -> ForgetReceipt:
-        """Forget examples (or all of a subject's): record, retrain affected shards, publish.
+    def submit(self, ids: Sequence[str] | ForgetRequest = (), *, subject: str | None = None,
+               reason: str | None = None, request_id: str | None = None) -> ForgetReceipt:
+        """Validate and durably record a request without applying it (status ``received``)."""
+        return self._submit_all([self._envelope(ids, subject, reason, request_id)], apply=False)[0]
+
+    def forget(self, ids: Sequence[str] | ForgetRequest = (), *, subject: str | None = None,
+               reason: str | None = None, request_id: str | None = None) -> ForgetReceipt:
+        """Forget examples (ids, a :class:`ForgetRequest`, or all of a subject's): record, retrain, publish.
 
         Re-submitting a request (same ``request_id``, or the same subject, ids and reason)
         returns its receipt with ``duplicate=True`` and changes nothing.
         """
-        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=True)[0]
+        return self._submit_all([self._envelope(ids, subject, reason, request_id)], apply=True)[0]
 
-    def forget_many(self, requests: Sequence[ForgetRequest]) -> list[ForgetReceipt]:
+    def forget_many(self, requests: Sequence[LedgerRequest]) -> list[ForgetReceipt]:
         """Record several requests, then apply them together: each affected shard is
         retrained once, from the earliest slice any of them touches."""
         return self._submit_all(list(requests), apply=True)
@@ -93,7 +105,7 @@ class RequestsMixin:
         return ForgetReceipt.from_ledger(self.ledger_.get(request_id), duplicate=duplicate,  # type: ignore[arg-type]
                                          ledger=self.ledger_)
 
-    def _submit_all(self, requests: list[ForgetRequest], *, apply: bool) -> list[ForgetReceipt]:
+    def _submit_all(self, requests: list[LedgerRequest], *, apply: bool) -> list[ForgetReceipt]:
         with self.files_.lock():
             self._check_ledger()
             self._ensure_state()
@@ -103,7 +115,7 @@ class RequestsMixin:
             cur = self.current()
             forgotten = set(cur["forgotten"])
             pending_ids = {i: r.request_id for r in self.ledger_.pending() for i in r.example_ids}
-            plans: list[tuple[str, ForgetRequest, list[str] | None]] = []
+            plans: list[tuple[str, LedgerRequest, list[str] | None]] = []
             claimed: dict[str, str] = {}
             for req in requests:
                 existing = self.ledger_.get(req.request_id) if req.request_id else None
