@@ -1,3 +1,4 @@
+# Over 450 lines: about half is the attribute catalogue and answer templates (data the generator reads), kept beside it.
 """A seeded corpus of fictitious people, phrased as TOFU-style QA pairs.
 
 Every person has 18 attributes (name, birthplace, birth date, occupation,

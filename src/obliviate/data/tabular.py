@@ -1,3 +1,4 @@
+# Over 450 lines: reading, schema inference, encoding and the refusals of bad cells are one pipeline over one frame.
 """Bring your own table: CSV, Parquet or NPZ files into a :class:`DataBundle`.
 
 A :class:`TabularConfig` names the file(s) and the schema: the label column,
