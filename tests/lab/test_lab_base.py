@@ -33,8 +33,11 @@ def test_unknown_experiment_gets_the_nearest_name():
 def test_config_typos_and_bad_values_are_typed_errors():
     with pytest.raises(ConfigError, match="did you mean 'seeds'"):
         EXPERIMENTS.get("forging").config({"sedes": 3})
-    with pytest.raises(ConfigError, match="candidates must be >= 1"):
-        EXPERIMENTS.get("forging").config({"candidates": 0})
+    with pytest.raises(ConfigError, match="candidates must be >= 1") as err:
+        EXPERIMENTS.get("forging").config({"candidates": 0, "seeds": 1})
+    assert err.value.problems == ["candidates must be >= 1; got 0.", "seeds must be >= 2 to give a spread; got 1."]
+    with pytest.raises(ConfigError, match="language models only"):
+        EXPERIMENTS.get("m5").config({"methods": ["npo"]})
     with pytest.raises(ConfigError, match="did you mean 'graddiff'"):
         EXPERIMENTS.get("m5").config({"methods": ["retrain", "gradiff"]})
 

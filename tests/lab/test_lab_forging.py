@@ -63,3 +63,22 @@ def test_the_audit_sentence_follows_the_ratio():
     assert "cannot tell" in _audit_sentence({"mlp": True, "linear_sgd": True})
     assert "outside honest training noise" in _audit_sentence({"mlp": True, "linear_sgd": False})
     assert np.isfinite(ForgingConfig().off_line)
+
+
+def test_the_target_bound_matches_the_digits_split():
+    from obliviate.data.builtin import load_dataset
+    from obliviate.lab.forging import DIGITS_TRAIN
+
+    assert len(load_dataset("digits").train) == DIGITS_TRAIN
+
+
+def test_dropping_a_target_alone_in_the_last_batch_skips_that_step():
+    from obliviate.lab.forging import _order
+
+    cfg = ForgingConfig(linear_n=65, batch_size=32)
+    prob = _linear_problem(cfg)
+    lonely = int(_order(65, 32, 0, 0)[-1][0])  # the one row of the last batch of epoch 0
+    out = sgd(prob, seed=0, epochs=1, lr=0.02, batch_size=32, mode="drop", target=lonely)
+    assert all(torch.isfinite(v).all() for v in out.params.values())
+    full = sgd(prob, seed=0, epochs=1, lr=0.02, batch_size=32, target=lonely)
+    assert any(not torch.equal(out.params[k], full.params[k]) for k in out.params)

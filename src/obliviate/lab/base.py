@@ -104,7 +104,9 @@ class Experiment:
     def config(self, overrides: dict[str, Any] | None = None, *, quick: bool = False) -> Any:
         """The validated config: defaults, then the quick size if asked, then ``overrides``."""
         values = {**(self.quick if quick else {}), **(overrides or {})}
-        return validate_config(self.Config, values, owner=f"experiment {self.name!r}")
+        config = validate_config(self.Config, values, owner=f"experiment {self.name!r}")
+        check_config(config, self.name)
+        return config
 
     def __call__(self, overrides: dict[str, Any] | None = None, *, quick: bool = False) -> ExperimentResult:
         return self.run(self.config(overrides, quick=quick))
@@ -123,10 +125,15 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def check(problems: list[str], owner: str) -> None:
-    """Raise one :class:`ConfigError` listing every problem (configs call this from ``__post_init__``)."""
+def check_config(config: Any, name: str) -> None:
+    """Raise one :class:`ConfigError` listing every problem of ``config.problems()`` (each run calls this first).
+
+    Configs list their problems instead of raising in ``__post_init__`` so that the user sees
+    them once, not wrapped in pydantic's validation error.
+    """
+    problems = config.problems() if hasattr(config, "problems") else []
     if problems:
-        raise ConfigError(f"Invalid configuration for {owner}:", problems)
+        raise ConfigError(f"Invalid configuration for experiment {name!r}:", problems)
 
 
 def to_png(fig: Any) -> bytes:

@@ -28,13 +28,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from obliviate.lab.base import Experiment, ExperimentResult, check, config_dict, new_figure, register, to_png
+from obliviate.lab.base import Experiment, ExperimentResult, check_config, config_dict, new_figure, register, to_png
 from obliviate.training.trainer import seeded_generator
 
 log = logging.getLogger(__name__)
 
 #: distance to an honest run of a forged run whose data order is shared (seed offset of the other honest run)
 OTHER_ORDER = 10_007
+#: rows of digits' training split (obliviate's fixed 80/20 split of scikit-learn's 1797 images)
+DIGITS_TRAIN = 1438
 
 
 @dataclass
@@ -52,7 +54,7 @@ class ForgingConfig:
     hidden: int = 32
     epochs: int = 10
     lr: float = 0.1
-    #: digits training rows used (None: all 1437)
+    #: digits training rows used (None: all of them)
     n_train: int | None = None
     #: linear regression by SGD on synthetic data y = Xw + noise
     linear_n: int = 400
@@ -63,7 +65,8 @@ class ForgingConfig:
     #: how far off the least-squares fit the contrasting point sits, in residual standard deviations
     off_line: float = 3.0
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Every problem with the values (empty when all is well)."""
         p = []
         for name in ("seeds", "candidates", "batch_size", "hidden", "epochs", "linear_epochs", "linear_d"):
             if getattr(self, name) < 1:
@@ -76,10 +79,10 @@ class ForgingConfig:
             p.append(f"linear_n must be >= 2 * batch_size and > linear_d + 2; got {self.linear_n}.")
         if not (self.lr > 0 and self.linear_lr > 0):
             p.append("lr and linear_lr must be > 0.")
-        if self.target < 0 or self.target >= min(self.linear_n, self.n_train or 1437):
-            p.append(f"target must be a row of the training data (0..{min(self.linear_n, self.n_train or 1437) - 1}); "
+        if self.target < 0 or self.target >= min(self.linear_n, self.n_train or DIGITS_TRAIN):
+            p.append(f"target must be a row of the training data (0..{min(self.linear_n, self.n_train or DIGITS_TRAIN) - 1}); "
                      f"got {self.target}.")
-        check(p, "experiment 'forging'")
+        return p
 
 
 # --- one SGD engine for both models -------------------------------------------------------
@@ -153,6 +156,8 @@ def sgd(prob: Problem, *, seed: int, epochs: int, lr: float, batch_size: int, mo
             has_target = bool((idx == target).any())
             if has_target and mode == "drop":
                 idx = idx[idx != target]
+                if len(idx) == 0:  # the target was alone in the last batch: that step does not happen
+                    continue
             if has_target and mode == "forge":
                 idx, gap = _closest_batch(prob, params, idx, others, candidates,
                                           seeded_generator(seed, epoch, step, 0xF1))
@@ -226,8 +231,8 @@ def compare(prob: Problem, cfg: ForgingConfig, *, epochs: int, lr: float) -> dic
             "dropped_mean": float(d.mean()), "dropped_std": float(d.std(ddof=1)),
             "noise_mean": float(n.mean()), "noise_std": float(n.std(ddof=1)),
             "ratio": float(f.mean() / n.mean()) if n.mean() > 0 else float("nan"),
-            "rel_grad_gap": float(np.mean(gaps)), "weight_norm": float(torch.linalg.vector_norm(
-                _flat(_params(prob.module))))}
+            "rel_grad_gap": float(np.mean(gaps)),
+            "init_weight_norm": float(torch.linalg.vector_norm(_flat(_params(prob.module))))}
 
 
 def least_squares_case(cfg: ForgingConfig) -> dict[str, float]:
@@ -250,6 +255,7 @@ def least_squares_case(cfg: ForgingConfig) -> dict[str, float]:
 # --- the experiment ---------------------------------------------------------------------------
 
 def run(cfg: ForgingConfig) -> ExperimentResult:
+    check_config(cfg, "forging")
     t0 = time.perf_counter()
     mlp = compare(_digits_problem(cfg), cfg, epochs=cfg.epochs, lr=cfg.lr)
     lin = compare(_linear_problem(cfg), cfg, epochs=cfg.linear_epochs, lr=cfg.linear_lr)

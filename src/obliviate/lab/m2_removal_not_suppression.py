@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from obliviate.data.dataset import ArrayDataset
 from obliviate.lab._classifier import data_problems, load, logits, penultimate, setup
-from obliviate.lab.base import Experiment, ExperimentResult, check, config_dict, new_figure, register, to_png
+from obliviate.lab.base import Experiment, ExperimentResult, check_config, config_dict, new_figure, register, to_png
 from obliviate.models.zoo import build_model
 from obliviate.removal.base import METHODS
 from obliviate.training.recipe import Recipe
@@ -47,14 +48,15 @@ class M2Config:
     lr: float = 1e-3
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Every problem with the values (empty when all is well)."""
         p = data_problems(self.dataset, self.forget_class, self.train_subset)
         for name in ("shots", "draws", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name} must be >= 1; got {getattr(self, name)}.")
         if not self.hidden or min(self.hidden) < 1:
             p.append(f"hidden must list positive layer widths; got {self.hidden}.")
-        check(p, "experiment 'm2'")
+        return p
 
 
 def probe(train_feats: np.ndarray, train_y: np.ndarray, test_feats: np.ndarray, test_y: np.ndarray, c: int,
@@ -87,6 +89,7 @@ def probe(train_feats: np.ndarray, train_y: np.ndarray, test_feats: np.ndarray, 
 
 
 def run(cfg: M2Config) -> ExperimentResult:
+    check_config(cfg, "m2")
     t0 = time.perf_counter()
     bundle = load(cfg.dataset, cfg.data_dir, cfg.train_subset, cfg.forget_class)
     recipe = Recipe(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
@@ -94,7 +97,10 @@ def run(cfg: M2Config) -> ExperimentResult:
     retrained, record = METHODS.get("retrain")().unlearn(s.original, s.task)
     untrained = build_model(s.spec, bundle.train.input_shape, bundle.n_classes, seed=cfg.seed + 1)
     train, test, c = bundle.train, bundle.test, cfg.forget_class
-    flat = (lambda d: d.x.reshape(len(d), -1).astype(np.float64))
+
+    def flat(d: ArrayDataset) -> np.ndarray:
+        return d.x.reshape(len(d), -1).astype(np.float64)
+
     spaces = {
         "retrain features": (penultimate(retrained, train.x), penultimate(retrained, test.x)),
         "retrain logits": (logits(retrained, train.x), logits(retrained, test.x)),

@@ -23,9 +23,9 @@ import torch
 
 from obliviate.audit.metrics import softmax
 from obliviate.lab._classifier import data_problems, load, per_class_accuracy, setup
-from obliviate.lab.base import Experiment, ExperimentResult, check, config_dict, new_figure, register, to_png
+from obliviate.lab.base import Experiment, ExperimentResult, check_config, config_dict, new_figure, register, to_png
 from obliviate.registry import closest
-from obliviate.removal.base import METHODS
+from obliviate.removal.base import METHODS, methods_for
 from obliviate.training.recipe import Recipe
 from obliviate.training.trainer import predict_logits
 
@@ -51,21 +51,23 @@ class M5Config:
     batch_size: int = 64
     lr: float = 1e-3
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
+        """Every problem with the values (empty when all is well)."""
         p = data_problems(self.dataset, self.forget_class, self.train_subset)
         for name in ("neighbours", "seeds", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name} must be >= 1; got {getattr(self, name)}.")
         if not self.methods:
             p.append("methods is empty; name at least one removal method, e.g. ['retrain'].")
+        available = methods_for("classification")
         for m in [*self.methods, *self.method_config]:
             if m not in METHODS:
-                hint = closest(m, METHODS.names())
+                hint = closest(m, available)
                 p.append(f"unknown method {m!r}" + (f"; did you mean {hint!r}?" if hint else "")
-                         + f" Available: {', '.join(METHODS.names())}.")
-            elif "classification" not in METHODS.get(m).tasks:
-                p.append(f"method {m!r} does not work on classifiers.")
-        check(p, "experiment 'm5'")
+                         + f" Available: {', '.join(available)}.")
+            elif m not in available:
+                p.append(f"method {m!r} works on language models only; choose from {', '.join(available)}.")
+        return p
 
 
 def neighbours_of(probs: np.ndarray, labels: np.ndarray, c: int, k: int) -> list[int]:
@@ -84,6 +86,7 @@ def _groups(acc: np.ndarray, c: int, near: list[int]) -> dict[str, float]:
 
 
 def run(cfg: M5Config) -> ExperimentResult:
+    check_config(cfg, "m5")
     t0 = time.perf_counter()
     bundle = load(cfg.dataset, cfg.data_dir, cfg.train_subset, cfg.forget_class)
     if cfg.neighbours > bundle.n_classes - 2:
@@ -171,7 +174,7 @@ def _claim(cfg: M5Config, m: dict, near: list[int], names: tuple[str, ...]) -> s
 def _figure(cfg: M5Config, m: dict, near: list[int], names: tuple[str, ...]) -> bytes:
     fig, (ax,) = new_figure(1, width=7.5, height=4.0)
     groups = [("neighbours", f"neighbours ({', '.join(names[j] for j in near)})"), ("others", "other classes"),
-              ("test", "whole test set")]
+              ("test", f"whole test set (incl. class {names[cfg.forget_class]})")]
     xs = np.arange(len(cfg.methods))
     width = 0.8 / len(groups)
     for i, (key, label) in enumerate(groups):

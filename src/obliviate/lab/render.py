@@ -42,16 +42,19 @@ def write_figure(result: ExperimentResult, out: Path) -> str | None:
 
 def write_result(result: ExperimentResult, out: str | os.PathLike[str]) -> dict[str, Path]:
     """``out/NAME.json`` (with the config, machine and figure name) and ``out/NAME.png``."""
-    out = Path(out)
+    return _write(result, Path(out))[1]
+
+
+def _write(result: ExperimentResult, out: Path) -> tuple[dict[str, Any], dict[str, Path]]:
     out.mkdir(parents=True, exist_ok=True)
     fig = write_figure(result, out)
-    record = {**result.to_dict(figure=fig), "machine": machine()}
+    entry = result.to_dict(figure=fig)
     path = out / f"{result.name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(json.dumps({**entry, "machine": machine()}, indent=2) + "\n")
     paths = {"json": path}
     if fig:
         paths["figure"] = out / fig
-    return paths
+    return entry, paths
 
 
 def write_all(results: list[ExperimentResult], out: str | os.PathLike[str], *,
@@ -61,8 +64,7 @@ def write_all(results: list[ExperimentResult], out: str | os.PathLike[str], *,
     out.mkdir(parents=True, exist_ok=True)
     entries: dict[str, Any] = {}
     for r in results:
-        write_result(r, out)
-        entries[r.name] = r.to_dict(figure=write_figure(r, out))
+        entries[r.name] = _write(r, out)[0]
     summary = out / "mismatches.json"
     summary.write_text(json.dumps(entries, indent=2) + "\n")
     page = out / "index.html"
