@@ -29,4 +29,7 @@ def test_rows_are_labelled_and_the_claim_quotes_them(result):
         assert f"{r['neighbours_change_pts']:+.1f} on neighbours vs {r['others_change_pts']:+.1f}" in result.claim
         assert r["test_change_pts"] == pytest.approx(100 * (r["test_acc"] - m["original"]["test_acc"]), abs=1e-9)
     assert len(result.details["neighbours"]) == 2 and "8" not in result.details["neighbours"]
+    ref = m["retrain"]["neighbours_change_pts"]
+    assert f"exact retrain's own {ref:+.1f}" in result.claim
+    assert f"finetune {m['finetune']['neighbours_change_pts'] - ref:+.1f}" in result.claim
     assert "forgot" not in result.claim and "removed" not in result.claim

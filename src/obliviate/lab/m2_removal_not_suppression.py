@@ -141,7 +141,7 @@ def run(cfg: M2Config) -> ExperimentResult:
                                "n_forgotten_train": float((train.y == c).sum()), "n_c_test": float((test.y == c).sum()),
                                "chance_balanced_accuracy": 0.5}
     return ExperimentResult(
-        name="m2", claim=_claim(cfg, measured, bundle.name), measured=measured,
+        name="m2", claim=_claim(cfg, measured, bundle.name, _label(bundle.train.classes, c)), measured=measured,
         figure=_figure(cfg, measured, bundle.name),
         kind={f"retrain (trained from scratch without class {c})": record.kind, "original": "none",
               "untrained network": "none", "raw pixels": "none"},
@@ -153,8 +153,15 @@ def run(cfg: M2Config) -> ExperimentResult:
                  "retrain (last seed)": record.to_dict()})
 
 
-def _claim(cfg: M2Config, m: dict, dataset: str) -> str:
-    c, rf, rl = cfg.forget_class, m["retrain_features"], m["retrain_logits"]
+def _label(classes: tuple[str, ...] | None, c: int) -> str:
+    """``3`` on digits, ``6 (Shirt)`` where classes have names."""
+    name = classes[c] if classes else str(c)
+    return str(c) if name == str(c) else f"{c} ({name})"
+
+
+def _claim(cfg: M2Config, m: dict, dataset: str, label: str | None = None) -> str:
+    label = label or str(cfg.forget_class)
+    rf, rl = m["retrain_features"], m["retrain_logits"]
     pr = m["predictions"]
     ba = rf["balanced_accuracy"]
     inputs = {"raw pixels": m["raw_pixels"]["balanced_accuracy"],
@@ -169,8 +176,9 @@ def _claim(cfg: M2Config, m: dict, dataset: str) -> str:
     else:
         verdict = ("exact removal of the class's training data left the model able to recognise it at least as "
                    f"well as {best} do")
-    return (f"On {dataset} ({cfg.seeds} training seed(s)), the model retrained exactly without class {c} "
-            f"({int(pr['n_forgotten_train'])} training images) labels {pr['retrain_says_c_on_c']:.0%} of class {c}'s test images as {c}, yet a "
+    return (f"On {dataset} ({cfg.seeds} training seed(s)), the model retrained exactly without class {label} "
+            f"({int(pr['n_forgotten_train'])} training images) labels {pr['retrain_says_c_on_c']:.0%} of that "
+            f"class's test images as it, yet a "
             f"nearest-centroid probe given {cfg.shots} labelled images per class picks them out of the test set "
             f"from its penultimate features with balanced accuracy {rf['balanced_accuracy']:.3f} ± {rf['balanced_accuracy_sd']:.2f} (recall "
             f"{rf['recall']:.2f}; chance 0.5) and from its output logits with {rl['balanced_accuracy']:.3f}, against "
