@@ -79,9 +79,9 @@ class ForgingConfig:
             p.append(f"linear_n must be >= 2 * batch_size and > linear_d + 2; got {self.linear_n}.")
         if not (self.lr > 0 and self.linear_lr > 0):
             p.append("lr and linear_lr must be > 0.")
-        if self.target < 0 or self.target >= min(self.linear_n, self.n_train or DIGITS_TRAIN):
-            p.append(f"target must be a row of the training data (0..{min(self.linear_n, self.n_train or DIGITS_TRAIN) - 1}); "
-                     f"got {self.target}.")
+        rows = min(self.linear_n, self.n_train or DIGITS_TRAIN)
+        if not 0 <= self.target < rows:
+            p.append(f"target must be a row of the training data (0..{rows - 1}); got {self.target}.")
         return p
 
 

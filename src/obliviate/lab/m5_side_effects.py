@@ -158,7 +158,8 @@ def _claim(cfg: M5Config, m: dict, kinds: dict[str, str], near: list[int], names
     for name in cfg.methods:
         r = m[name]
         parts.append(f"{name} ({kinds[name]}) {r['neighbours_change_pts']:+.1f} on neighbours vs "
-                     f"{r['others_change_pts']:+.1f} on the others (class {names[c]} accuracy {r['forgotten_acc']:.2f})")
+                     f"{r['others_change_pts']:+.1f} on the others (class {names[c]} accuracy "
+                     f"{r['forgotten_acc']:.2f})")
     worst = max(cfg.methods, key=lambda n: abs(m[n]["neighbours_change_pts"] - m[n]["others_change_pts"]))
     gap = m[worst]["neighbours_change_pts"] - m[worst]["others_change_pts"]
     tail = (f"the largest neighbour-specific side effect was {worst}'s, {gap:+.1f} points beyond its change on the "
