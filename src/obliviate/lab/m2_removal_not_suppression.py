@@ -179,9 +179,9 @@ def _claim(cfg: M2Config, m: dict, dataset: str, label: str | None = None) -> st
     return (f"On {dataset} ({cfg.seeds} training seed(s)), the model retrained exactly without class {label} "
             f"({int(pr['n_forgotten_train'])} training images) assigns {pr['retrain_says_c_on_c']:.0%} of the "
             f"class's test images to it, {'yet' if ba > 0.6 else 'and'} a nearest-centroid probe given {cfg.shots} "
-            f"labelled images per class separates them from the rest of the test set using its penultimate features with balanced accuracy {rf['balanced_accuracy']:.3f} ± "
-            f"{rf['balanced_accuracy_sd']:.2f} (recall "
-            f"{rf['recall']:.2f}; chance 0.5) and using its output logits with {rl['balanced_accuracy']:.3f}, against "
+            f"labelled images per class separates them from the rest of the test set using its penultimate "
+            f"features with balanced accuracy {rf['balanced_accuracy']:.3f} ± {rf['balanced_accuracy_sd']:.2f} "
+            f"(recall {rf['recall']:.2f}; chance 0.5) and using its output logits with {rl['balanced_accuracy']:.3f}, against "
             f"{m['original_features']['balanced_accuracy']:.3f} for the original model, "
             f"{m['untrained_network_features']['balanced_accuracy']:.3f} for an untrained network and "
             f"{m['raw_pixels']['balanced_accuracy']:.3f} for raw pixels: {verdict}.")
