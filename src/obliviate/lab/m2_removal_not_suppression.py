@@ -181,7 +181,8 @@ def _claim(cfg: M2Config, m: dict, dataset: str, label: str | None = None) -> st
             f"class's test images to it, {'yet' if ba > 0.6 else 'and'} a nearest-centroid probe given {cfg.shots} "
             f"labelled images per class separates them from the rest of the test set using its penultimate "
             f"features with balanced accuracy {rf['balanced_accuracy']:.3f} ± {rf['balanced_accuracy_sd']:.2f} "
-            f"(recall {rf['recall']:.2f}; chance 0.5) and using its output logits with {rl['balanced_accuracy']:.3f}, against "
+            f"(recall {rf['recall']:.2f}; chance 0.5) and using its output logits with {rl['balanced_accuracy']:.3f}, "
+            f"against "
             f"{m['original_features']['balanced_accuracy']:.3f} for the original model, "
             f"{m['untrained_network_features']['balanced_accuracy']:.3f} for an untrained network and "
             f"{m['raw_pixels']['balanced_accuracy']:.3f} for raw pixels: {verdict}.")
