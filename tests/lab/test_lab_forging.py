@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from obliviate.lab import EXPERIMENTS
 from obliviate.lab.forging import ForgingConfig, _closest_batch, _linear_problem, _params, least_squares_case, sgd
 
 
 @pytest.fixture(scope="module")
-def result():
-    return EXPERIMENTS.get("forging")(quick=True)
+def result(quick):
+    return quick("forging")
 
 
 def test_a_point_on_the_least_squares_fit_leaves_it_unchanged():

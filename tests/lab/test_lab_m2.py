@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from obliviate.lab import EXPERIMENTS
 from obliviate.lab.m2_removal_not_suppression import probe
 
 
@@ -17,8 +16,8 @@ def test_probe_finds_a_separable_class_and_not_a_random_one():
 
 
 @pytest.fixture(scope="module")
-def result():
-    return EXPERIMENTS.get("m2")(quick=True)
+def result(quick):
+    return quick("m2")
 
 
 def test_the_exact_retrain_never_predicts_the_class_yet_the_probe_finds_it(result):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from obliviate.lab import EXPERIMENTS
 from obliviate.lab.m5_side_effects import neighbours_of
 
 
@@ -15,8 +14,8 @@ def test_neighbours_are_the_most_confused_classes_both_ways():
 
 
 @pytest.fixture(scope="module")
-def result():
-    return EXPERIMENTS.get("m5")(quick=True)
+def result(quick):
+    return quick("m5")
 
 
 def test_rows_are_labelled_and_the_claim_quotes_them(result):
