@@ -88,7 +88,7 @@ def run_all(out: Path = OUT, quick: bool = QUICK, set_: list[str] | None = SET, 
             verbose: bool = VERBOSE) -> None:
     """Run every experiment: OUT/index.html, OUT/mismatches.json, and each NAME.json / NAME.png."""
     from obliviate.lab import EXPERIMENTS
-    from obliviate.lab.render import write_all
+    from obliviate.lab.render import write_all, write_result
 
     experiments = dict(EXPERIMENTS.items())
     sets = _overrides(set_, list(experiments))
@@ -98,6 +98,7 @@ def run_all(out: Path = OUT, quick: bool = QUICK, set_: list[str] | None = SET, 
     results = []
     for n, e in experiments.items():
         results.append(e.run(configs[n]))
+        write_result(results[-1], out)  # kept if a later experiment fails
         typer.echo(f"{n}: {results[-1].seconds:.1f} s. {results[-1].claim}")
     paths = write_all(results, out, titles={n: e.title for n, e in experiments.items()})
     typer.echo(f"Report: {paths['html']}")
