@@ -8,6 +8,7 @@ from obliviate.cli.audit import audit
 from obliviate.cli.bench import bench
 from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
+from obliviate.cli.mismatches import mismatches_app
 from obliviate.cli.sisa import sisa_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.command("audit")(audit)
 app.command("methods")(methods)
 app.add_typer(sisa_app, name="sisa")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(mismatches_app, name="mismatches")
 
 
 def main() -> None:
