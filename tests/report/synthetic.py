@@ -93,7 +93,8 @@ def lm_result(*, seeds: int = 1, task: str = "persons", load: float = 3.8, cache
             "relearn_split": {"relearn": 180, "held_back": 180}, "method_workers": 2, "seed_wall_s": 727.0}
         for m in ["original", "retrain", *LM_METHODS]:
             fq = LM_FQ[m] * (1 if seed == 0 else 0.8)
-            mu = {"original": 0.987, "retrain": 0.986}.get(m, float(0.9 + 0.08 * rng.random()))
+            mu = {"original": 0.987, "retrain": 0.986}.get(m, 0.9 + 0.008 * LM_METHODS.index(m) if m in LM_METHODS
+                                                             else 0.9) + 0.004 * seed
             rec = {"method": m, "seed": seed, "kind": "baseline" if m == "original" else "exact" if m == "retrain"
                    else "approximate", "forget_quality": fq, "log10_forget_quality": float(np.log10(max(fq, 1e-300))),
                    "model_utility": mu, "model_utility_ratio": mu / 0.986,

@@ -124,7 +124,7 @@ def build_report(result: Any) -> Report:
     cautions = [c for c in [layout.busy_caution(meta, records)] if c]
     cautions += layout.cached_cautions(meta, records, reference_name="retrained model")
     main = Table("Unlearning results", [label for _, label in cols], _rows(summary, cols),
-                 heading=layout.interval_heading(n))
+                 heading=layout.interval_heading(n), cautions=layout.time_cautions(meta, records))
     tables = [main]
     strata = stratum_summary(result)
     if strata:
@@ -195,9 +195,8 @@ def _seed_table(seeds: dict[str, Any]) -> Table:
                               layout.Cell("yes" if m.get("original_cached") else "no"),
                               layout.Cell(num(m.get("retrain_s"), 1))])
             for s, m in seeds.items()]
-    t = Table("Per seed", ["forget", "retain", "original train acc", "original train s", "original cached",
-                           "retrain time s"], rows, with_kind=False)
-    return t
+    return Table("Per seed", ["forget", "retain", "original train acc", "original train s", "original cached",
+                              "retrain time s"], rows, with_kind=False, first_column="seed")
 
 
 def to_markdown(result: Any) -> str:

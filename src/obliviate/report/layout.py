@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -69,6 +70,8 @@ class Table:
     heading: str = ""  # e.g. "mean ± 95% interval over 3 seeds" / "one seed"
     notes: list[str] = field(default_factory=list)  # Markdown, under the table
     with_kind: bool = True
+    cautions: list[str] = field(default_factory=list)  # Markdown, shown as cautions under the table
+    first_column: str = "method"
 
 
 @dataclass
@@ -140,7 +143,7 @@ def kinds_summary(summary: list[dict[str, Any]]) -> list[str]:
     for r in summary:
         groups.setdefault(kind_label(r["method"], r.get("kind")), []).append(r["method"])
     words = {
-        "baseline": "**baseline**, the untouched model (nothing removed, the starting point)",
+        "baseline": "**baseline**, the untouched model (no unlearning applied, the starting point)",
         "exact (reference)": "**exact (reference)**, retrained from scratch without the forget set",
         "exact": "**exact**, the same model retraining would give",
         "approximate": "**approximate**, weights changed to imitate retraining, with no guarantee",
@@ -168,6 +171,14 @@ def busy_caution(meta: dict[str, Any], records: list[dict[str, Any]] | None = No
     return (f"**Busy machine** ({what}): wall times and time ratios include time spent waiting for other "
             "work, so they overstate the methods' cost and may not rank them fairly. Re-run on a quiet "
             "machine before quoting them" + ("; CPU times (`cpu_s`) are less affected." if has_cpu else "."))
+
+
+def time_cautions(meta: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """The short caution a table with time columns carries (the full text is in the summary)."""
+    if busy_caution(meta, records) is None:
+        return []
+    return ["The time columns come from a **busy machine** (see the caution in the summary): "
+            "read `time s` and `time ratio` as upper bounds, not as the methods' cost."]
 
 
 def cached_cautions(meta: dict[str, Any], records: list[dict[str, Any]], *, reference_name: str) -> list[str]:
@@ -277,13 +288,18 @@ def _md() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
 
 
+def unwrap(text: str) -> str:
+    """Join hard-wrapped lines of a paragraph (a wrapped line starting with '>' or '-' would start a block)."""
+    return re.sub(r"(?<!\n)\n(?!\n)", " ", text or "")
+
+
 def markdown_fragment(text: str) -> Markup:
     """Markdown to HTML (raw HTML in the text is escaped, not passed through)."""
     return Markup(_md().render(text or ""))
 
 
 def markdown_inline(text: str) -> Markup:
-    return Markup(_md().renderInline(text or ""))
+    return Markup(_md().renderInline(unwrap(text)))
 
 
 @lru_cache(maxsize=1)
@@ -291,7 +307,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("obliviate.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters["md"] = markdown_fragment
+    env.filters["md"] = lambda text: markdown_fragment(unwrap(text))
+    env.filters["unwrap"] = unwrap
     env.filters["mdi"] = markdown_inline
     env.globals["md_table"] = md_table
     return env
@@ -309,15 +326,17 @@ def _md_cell(text: str) -> str:
 
 def md_table(t: Table) -> str:
     """A table in Markdown: heading, pipe table, notes."""
-    head = ["method", *(["kind"] if t.with_kind else []), *t.columns]
+    head = [t.first_column, *(["kind"] if t.with_kind else []), *t.columns]
     lines = [f"### {t.title}" + (f" ({t.heading})" if t.heading else ""), "",
              "| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     for row in t.rows:
         cells = [row.method, *([row.kind] if t.with_kind else []), *(c.markdown for c in row.cells)]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     lines.append("")
+    for c in t.cautions:
+        lines += ["> Caution: " + unwrap(c), ""]
     for n in t.notes:
-        lines += [n, ""]
+        lines += [unwrap(n), ""]
     return "\n".join(lines)
 
 

@@ -39,19 +39,20 @@ METRICS = [c for c, _ in COLUMNS] + EXTRA_METRICS + ["cpu_s"]
 VERSIONS = ("obliviate", "torch", "transformers", "tokenizers", "numpy", "scipy")
 SPLITS = ("forget", "retain", "holdout", "neighbours", "general", "real_authors", "world_facts")
 FQ_GOAL, MU_GOAL = 0.05, 0.9
+SIDE_EFFECT_COLUMNS = ("retain_rouge", "holdout_rouge", "neighbours_rouge", "general_rouge")
 
 EXPLAIN = """\
 How to read the table. `retrain` is the retain-only model, trained from scratch without the forget set.
 Forget quality (TOFU) is the KS-test p-value between the forget-set truth ratios of a model and of
 the retain-only model: near 1 = indistinguishable from never having seen the forget set; TOFU treats
->= 0.05 as not rejected. Model utility (TOFU) is the harmonic mean of answer probability, ROUGE-L
+p ≥ 0.05 as not rejected. Model utility (TOFU) is the harmonic mean of answer probability, ROUGE-L
 recall and truth ratio on the retain and general-knowledge sets; "MU / retain-only" divides by the
 retain-only model's. ROUGE columns are ROUGE-L recall of greedy answers. PrivLeak (MUSE) compares the
 Min-K% membership AUC (forget vs holdout) with the retain-only model's: 0 ideal, > 0 the forget set
 still looks trained on, < 0 over-unlearned. Verbatim ROUGE: greedy continuation of half-given forget
-answers. Relearn gap: fine-tune on half of each forgotten person's facts for a few steps, then
+answers. Relearn gap: fine-tune on half of each forget-set person's facts for a few steps, then
 ROUGE-L on the held-back half minus what the retain-only model reaches after the same steps
-(0 = as if never seen; the original shows what "not forgotten" looks like).
+(0 = as if never seen; the original shows what a model trained on the data looks like).
 ICL recovery: ROUGE-L gained by putting the forget facts in the prompt; compare with the `retrain`
 row: in a model that learns in context, context brings facts back even after exact removal. A
 negative value means the context made answers worse: the model cannot read facts from a prompt
@@ -142,14 +143,26 @@ def build_report(result: Any) -> Report:
         asked.append(f"Methods update LoRA adapters ({layout._md_escape(json.dumps(cfg['lora']))}).")
     cautions = [c for c in [layout.busy_caution(meta, records)] if c]
     cautions += layout.cached_cautions(meta, records, reference_name="retain-only model")
-    rows = [Row(r["method"], layout.kind_label(r["method"], r.get("kind")),
-                [_fq_cell(r[c]) if c == "forget_quality" else layout.cell(r[c]) for c, _ in cols],
-                layout.tint(r["method"])) for r in summary]
+    def rows(columns: list[tuple[str, str]]) -> list[Row]:
+        return [Row(r["method"], layout.kind_label(r["method"], r.get("kind")),
+                    [_fq_cell(r[c]) if c == "forget_quality" else layout.cell(r[c]) for c, _ in columns],
+                    layout.tint(r["method"])) for r in summary]
+
+    side = [c for c in cols if c[0] in SIDE_EFFECT_COLUMNS]
+    main = [c for c in cols if c[0] not in SIDE_EFFECT_COLUMNS]
+    tables = [Table("Unlearning results", [label for _, label in main], rows(main), heading=layout.interval_heading(n),
+                    cautions=layout.time_cautions(meta, records))]
+    if side:
+        tables.append(Table("Side effects: answers on the other splits", [label for _, label in side], rows(side),
+                            heading=layout.interval_heading(n),
+                            notes=["ROUGE-L recall of greedy answers on data the methods should leave alone "
+                                   "(retain), never trained on (holdout), people sharing attributes with the "
+                                   "forget-set people (neighbours) and general facts."]))
     recipe = _recipe(meta)
     return Report(
         title=f"Language-model unlearning benchmark: {_title(cfg, meta)}",
         asked=asked, kinds=layout.kinds_summary(summary), verdict=_verdict(summary), cautions=cautions,
-        tables=[Table("Unlearning results", [label for _, label in cols], rows, heading=layout.interval_heading(n))],
+        tables=tables,
         explain=[EXPLAIN], plots=_plots(summary, n),
         environment=[
             ("recipe (resolved)", ", ".join(f"{k} {v}" for k, v in recipe.items()) if recipe else "not recorded"),
@@ -176,7 +189,7 @@ def _seed_table(seeds: dict[str, Any]) -> Table:
             for s, m in seeds.items()]
     return Table("Per seed", ["model", "train", "forget", "retain", "original exact (train)",
                               "retain-only exact (retain)", "original s", "retain-only s", "seed wall s"], rows,
-                 with_kind=False)
+                 with_kind=False, first_column="seed")
 
 
 def to_markdown(result: Any) -> str:

@@ -127,7 +127,8 @@ def place_labels(ax: Any, points: Sequence[Point], *, fontsize: float = 8.0) -> 
         p = points[i]
         for dx, dy, ha, va in offsets:
             t = ax.annotate(p.text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                            fontsize=fontsize, color=_darker(p.colour), annotation_clip=False)
+                            fontsize=fontsize, color=_darker(p.colour), annotation_clip=False, zorder=4,
+                            bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.75))
             box = t.get_window_extent(renderer).expanded(1.04, 1.15)
             inside = ax_box.contains(box.x0, box.y0) and ax_box.contains(box.x1, box.y1)
             others = [m for j, m in enumerate(marks) if j != i]
@@ -273,8 +274,10 @@ def fq_mu_scatter(summary: Sequence[dict[str, Any]], *, floor: float = 1e-12, th
         below = fq < lo
         xv = lo if below else min(fq, 1.0)
         marker = "<" if below else MARKERS.get(kind_of(r), "o")
-        ax.errorbar(xv, mu, yerr=_err(mu_h, n), fmt=marker, color=col[m], markersize=9 if m == REFERENCE else 6,
-                    capsize=0, elinewidth=0.8, clip_on=False, zorder=3)
+        if _err(mu_h, n) is not None:  # the interval is clipped by the axes, the marker on the edge is not
+            ax.errorbar(xv, mu, yerr=_err(mu_h, n), fmt="none", ecolor=col[m], capsize=0, elinewidth=0.8, zorder=2)
+        ax.plot([xv], [mu], marker=marker, ls="", color=col[m], markersize=9 if m == REFERENCE else 6,
+                clip_on=False, zorder=3)
         text = f"{m} (FQ {fmt_value(fq)}, off the axis)" if below else m
         if below:
             off.append(m)
