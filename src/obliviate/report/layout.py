@@ -194,10 +194,6 @@ def cached_cautions(meta: dict[str, Any], records: list[dict[str, Any]], *, refe
     if cached_ref and not src:
         out.append(f"Seed(s) {', '.join(cached_ref)}: the {reference_name} was loaded from the model cache, so its "
                    "time is the stored time of the training that made it, measured under that run's load.")
-    cached_orig = sorted(str(s) for s, m in seeds.items() if m.get("original_cached"))
-    if cached_orig:
-        out.append(f"Seed(s) {', '.join(cached_orig)}: the original was loaded from the model cache "
-                   "(its training time is the stored one).")
     return out
 
 

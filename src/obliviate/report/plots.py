@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import Bbox
 
 BASELINE, REFERENCE = "original", "retrain"
@@ -192,46 +193,64 @@ def _kind_handles(kinds: Sequence[str]) -> list[Any]:
 def tradeoff_scatter(summary: Sequence[dict[str, Any]], *, x: str = "wall_ratio", y: str = "tow",
                      xlabel: str = "wall time / retrain's wall time (log)", ylabel: str = "ToW against retrain",
                      title: str = "Quality against cost", caution: str | None = None) -> Figure:
-    """Methods as points (quality against time ratio, log x); retrain's and the original's levels as lines.
+    """Methods as points: a score that is 1 at retrain (ToW) against the time ratio, both on log axes.
 
-    The original costs nothing (ratio 0 cannot sit on a log axis), so it is a horizontal line,
-    not a point; a method without a positive time is listed under the axes instead of dropped
-    in silence.
+    The vertical axis is the distance from retrain, 1 − ToW, on a log scale (upside down, ticks
+    labelled in ToW), so methods a hair apart near ToW 0.99 do not pile into one smear. Retrain
+    (distance 0) is the top edge; another method at distance 0 is drawn there as a triangle with
+    its value in the label. The original costs nothing (ratio 0 cannot sit on a log axis), so it
+    is a horizontal line, not a point; a method without a positive time is listed above the axes
+    instead of dropped in silence.
     """
     col = colours([r["method"] for r in summary])
-    n_rows = len(summary)
-    fig = new_figure(8.6, max(4.2, 2.4 + 0.17 * n_rows))
+    fig = new_figure(8.6, max(4.2, 2.4 + 0.17 * len(summary)))
     ax = fig.add_subplot(1, 1, 1)
+    gaps = [1.0 - float(r[y][0]) for r in summary if _finite(r[y][0])]
+    positive = [g for g in gaps if g > 0]
+    floor = 10 ** math.floor(math.log10(min(positive) / 2)) if positive else 1e-3
+    floor = max(floor, 1e-6)
+    edge = floor / 2  # where retrain (distance 0) and anything closer than ``floor`` are drawn
     handles: list[Any] = []
     points, skipped = [], []
     for row in summary:
         (mx, hx), (my, hy) = row[x], row[y]
         m = row["method"]
-        if m == BASELINE:
-            if _finite(my):
-                handles.append(ax.axhline(my, **REF_STYLE[BASELINE], label=f"original (untouched): {ylabel} {my:.3f}"))
-            continue
-        if not (_finite(mx) and _finite(my)) or mx <= 0:
+        if not _finite(my):
             skipped.append(m)
             continue
+        gap = 1.0 - float(my)
+        if m == BASELINE:
+            handles.append(ax.axhline(max(gap, edge), **REF_STYLE[BASELINE],
+                                      label=f"original (untouched): {ylabel} {my:.3f}"))
+            continue
         if m == REFERENCE:
-            handles.append(ax.axhline(my, **REF_STYLE[REFERENCE], label=f"retrain (exact reference): {my:.3f}"))
+            handles.append(ax.axhline(max(gap, edge), **REF_STYLE[REFERENCE],
+                                      label=f"retrain (exact reference): {my:.3f}, the top edge"))
+        if not _finite(mx) or mx <= 0:
+            skipped.append(m)
+            continue
         n = int(row.get("n", 1))
-        ax.errorbar(mx, my, xerr=_err(hx, n), yerr=_err(hy, n), fmt=MARKERS.get(kind_of(row), "o"), color=col[m],
-                    markersize=9 if m == REFERENCE else 6, capsize=0, elinewidth=0.8, zorder=3)
-        points.append(Point(mx, my, m, col[m]))
+        at_edge = gap < floor
+        yv = edge if at_edge else gap
+        err = _err(hy, n)
+        if err is not None or _err(hx, n) is not None:
+            yerr = None if err is None else [[yv - max(yv - err, edge)], [min(yv + err, 1.0) - yv]]
+            ax.errorbar(mx, yv, xerr=_err(hx, n), yerr=yerr, fmt="none", ecolor=col[m], elinewidth=0.8, zorder=2)
+        marker = "^" if at_edge and m != REFERENCE else MARKERS.get(kind_of(row), "o")
+        ax.plot([mx], [yv], marker=marker, ls="", color=col[m], markersize=9 if m == REFERENCE else 6,
+                clip_on=False, zorder=3)
+        text = f"{m} (ToW {my:.4f}, at the edge)" if at_edge and m != REFERENCE else m
+        points.append(Point(mx, yv, text, col[m]))
     handles.append(ax.axvline(1.0, color="#bbbbbb", ls="-.", lw=1, label="cost of retraining (ratio 1)"))
     ax.set_xscale("log")
     xs = [p.x for p in points] + [1.0]
     ax.set_xlim(min(xs) / 2.5, max(xs) * 2.5)
-    ys = [p.y for p in points] + [h.get_ydata()[0] for h in handles if hasattr(h, "get_ydata")
-                                  and h.get_label().startswith(("original", "retrain"))]
-    if ys:
-        lo, hi = min(ys), max(ys)
-        pad = max(0.02 * (hi - lo), 0.002)
-        ax.set_ylim(lo - 3 * pad, hi + 3 * pad)
+    ax.set_yscale("log")
+    ax.set_ylim(min(1.0, max(gaps + [floor * 10]) * 2), edge)  # upside down: closer to retrain is higher
+    ax.yaxis.set_major_formatter(FuncFormatter(_tow_tick))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel} (log scale of 1 − ToW)")
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     notes = []
@@ -245,6 +264,13 @@ def tradeoff_scatter(summary: Sequence[dict[str, Any]], *, x: str = "wall_ratio"
     place_labels(ax, points)
     _legend_below(ax, handles + _kind_handles([kind_of(r) for r in summary if r["method"] != BASELINE]))
     return fig
+
+
+def _tow_tick(gap: float, _pos: Any = None) -> str:
+    if gap <= 0:
+        return ""
+    digits = max(0, -math.floor(math.log10(gap) + 1e-9))
+    return f"{1 - gap:.{digits}f}"
 
 
 def fq_mu_scatter(summary: Sequence[dict[str, Any]], *, floor: float = 1e-12, threshold: float = 0.05,
