@@ -29,7 +29,7 @@ def main(pairs: list[str]) -> None:
             width = page.evaluate("() => document.documentElement.scrollWidth")
             png = page.screenshot(full_page=True)
             page.close()
-            im = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+            im = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
             target = OUT / f"{name}-1280.png"
             im.save(target, optimize=True)
             print(f"{target}: {im.size[0]}x{im.size[1]}, page width {width} px, {target.stat().st_size // 1024} KiB")

@@ -19,7 +19,8 @@ def report_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("reports")
     pages = {}
-    pages["classifier"] = classifier.write_reports(synthetic.classifier_result(seeds=1, load=3.8), root / "bench")["html"]
+    bench = synthetic.classifier_result(seeds=1, load=3.8)
+    pages["classifier"] = classifier.write_reports(bench, root / "bench")["html"]
     pages["lm"] = lm.write_reports(synthetic.lm_result(seeds=3), root / "lm")["html"]
     run = root / "audited"
     classifier.write_reports(synthetic.classifier_result(seeds=1, methods=["finetune", "graddiff", "kl"]), run)

@@ -79,7 +79,8 @@ LM_FQ = {"original": 9.7e-150, "retrain": 1.0, "finetune": 1.7e-138, "graddiff":
          "simnpo": 1.5e-57, "whp": 3.6e-80}
 
 
-def lm_result(*, seeds: int = 1, task: str = "persons", load: float = 3.8, cached_retain: bool = False) -> SimpleNamespace:
+def lm_result(*, seeds: int = 1, task: str = "persons", load: float = 3.8,
+              cached_retain: bool = False) -> SimpleNamespace:
     rng = np.random.default_rng(1)
     records = []
     seed_meta = {}
@@ -131,8 +132,9 @@ def audit_dict(methods: tuple[str, ...] = ("original", "retrain", "finetune", "g
     out: dict[str, Any] = {"format": 1, "run": "/tmp/run", "seed": 0, "replicas": 16,
                            "attacks": ["population", "lira", "ulira", "challenge", "relearn"],
                            "settings": {"relearn_steps": 20, "relearn_models": 16},
-                           "threshold_text": ["weak attack passes: AUC within 0.05 of retrain's",
-                                              "LiRA catches: AUC >= 0.6 or TPR@1% >= 0.05"],
+                           "threshold_text": ["the weak attack *passes* a method when its AUC is within 0.05 "
+                                              "of retrain's",
+                                              "LiRA *catches* it when its online AUC is >= 0.55"],
                            "data": {"dataset": "digits", "n_forget": 144, "n_retain": 1294, "n_test": 359},
                            "timing": {"total_s": 132.4}, "notes": [], "methods": {}}
     for i, m in enumerate(methods):

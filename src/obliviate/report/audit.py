@@ -139,17 +139,19 @@ def audit_markdown(audit: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _flag_paragraph(audit: dict[str, Any]) -> str:
+def _flag_head(audit: dict[str, Any]) -> str:
     methods = audit.get("methods", {})
     flagged = [m for m, r in methods.items() if _get(r, "verdict", "flagged")]
     if "population" not in audit.get("attacks", []):
-        head = "The weak attack was not part of this audit."
-    elif flagged:
-        head = (f"The weak attack passes {len(flagged)} method(s) that a strong attack catches: "
+        return "The weak attack was not part of this audit."
+    if flagged:
+        return (f"The weak attack passes {len(flagged)} method(s) that a strong attack catches: "
                 + ", ".join(flagged) + ".")
-    else:
-        head = "No method passes the weak attack while a strong attack catches it."
-    return " ".join([head, *audit.get("flags", [])])
+    return "No method passes the weak attack while a strong attack catches it."
+
+
+def _flag_paragraph(audit: dict[str, Any]) -> str:
+    return " ".join([_flag_head(audit), *audit.get("flags", [])])
 
 
 def _roc_png(audit: dict[str, Any], kind: str) -> bytes | None:
@@ -174,7 +176,8 @@ def audit_html(audit: dict[str, Any]) -> str:
     rows = []
     for name, row in audit.get("methods", {}).items():
         tint = "flag" if _get(row, "verdict", "flagged") else layout.tint(name)
-        rows.append(layout.Row(name, _kind(name, row), [layout.Cell(fn(row)) for _, fn in cols], tint))
+        rows.append(layout.Row(name, _kind(name, row), [layout.Cell(*fn(row).split(" ± ", 1)) for _, fn in cols],
+                               tint))
     replicas = audit.get("replicas")
     table = layout.Table("Attacks per method", [h for h, _ in cols], rows,
                          heading=f"seed {audit.get('seed')}" + (f", {replicas} replicas per side" if replicas else ""))
@@ -182,12 +185,13 @@ def audit_html(audit: dict[str, Any]) -> str:
     for kind in ("online", "offline"):
         png = _roc_png(audit, kind)
         if png:
-            figs.append(layout.Plot(f"LiRA {kind} ROC (log-log)", png,
+            figs.append(layout.Plot(f"LiRA {kind} ROC (log-log)", lambda png=png: png,
                                     "One curve per method; `retrain` is the thick dashed black curve and chance the "
                                     "red diagonal: a method whose curve lies on them gives the attack nothing."))
     return layout.template("audit_section.html.j2").render(
         start=Markup(START), end=Markup(END), settings=_settings_line(audit), t=table, tints=TINTS,
-        flags=_flag_paragraph(audit), thresholds=audit.get("threshold_text", []), notes=audit.get("notes", []),
+        flag_head=_flag_head(audit), flags=audit.get("flags", []), thresholds=audit.get("threshold_text", []),
+        notes=audit.get("notes", []),
         explain=EXPLAIN, figs=figs)
 
 

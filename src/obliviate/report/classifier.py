@@ -153,17 +153,17 @@ def _plots(summary: list[dict[str, Any]], meta: dict[str, Any], records: list[di
     caution = "Caution: busy machine, time ratios overstate costs" if busy else None
     bars = "Intervals are 95% over seeds." if n > 1 else "One seed: no intervals."
     return [
-        Plot("ToW against time ratio", plots.to_png(plots.tradeoff_scatter(
+        Plot("ToW against time ratio", lambda: plots.to_png(plots.tradeoff_scatter(
             summary, title="Quality against cost (one point per method)", caution=caution)),
              "ToW against retrain on the vertical axis, wall time over retrain's on a log axis; `retrain` and "
              "the untouched `original` are the dashed and dotted lines (the original costs nothing, so it is a line, "
              f"not a point). Marker shape = kind. {bars}" + (" **The machine was busy: read the times with care.**"
                                                              if busy else "")),
-        Plot("Accuracy per split", plots.to_png(plots.dot_panels(
+        Plot("Accuracy per split", lambda: plots.to_png(plots.dot_panels(
             summary, ["forget_acc", "retain_acc", "test_acc"], ["forget accuracy", "retain accuracy", "test accuracy"],
             title="Accuracy by split")),
              f"One row per method; vertical lines at `retrain`'s (dashed) and the original's (dotted) values. {bars}"),
-        Plot("Membership attacks", plots.to_png(plots.dot_panels(
+        Plot("Membership attacks", lambda: plots.to_png(plots.dot_panels(
             summary, ["mia_auc", "mia_efficacy"], ["loss attack AUC (forget vs test)", "SVC MIA-efficacy"],
             title="Population membership attacks (weak)", chance={"mia_auc": 0.5})),
              "Compare each row with `retrain`'s line, not with an ideal value; 0.5 AUC is chance. " + bars),

@@ -13,8 +13,9 @@ import base64
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -76,9 +77,15 @@ class Table:
 
 @dataclass
 class Plot:
+    """A figure, drawn only when a page shows it (Markdown reports list plot titles only)."""
+
     title: str
-    png: bytes
+    make: Callable[[], bytes]
     caption: str = ""  # Markdown
+
+    @cached_property
+    def png(self) -> bytes:
+        return self.make()
 
     @property
     def data_uri(self) -> str:

@@ -183,7 +183,8 @@ def _seed_table(seeds: dict[str, Any]) -> Table:
     rows = [Row(str(s), "", [Cell(_model_desc(m)), Cell(str(m.get("n_train", "n/a"))),
                               Cell(str(m.get("n_forget", "n/a"))), Cell(str(m.get("n_retain", "n/a"))),
                               Cell(num(m.get("original_train_exact"), 3)), Cell(num(m.get("retain_train_exact"), 3)),
-                              Cell(num(m.get("original_train_s"), 0) + (" (cached)" if m.get("original_cached") else "")),
+                              Cell(num(m.get("original_train_s"), 0)
+                                   + (" (cached)" if m.get("original_cached") else "")),
                               Cell(num(m.get("retain_train_s"), 0) + (" (cached)" if m.get("retain_cached") else "")),
                               Cell(num(m.get("seed_wall_s"), 0))])
             for s, m in seeds.items()]
@@ -199,12 +200,13 @@ def to_markdown(result: Any) -> str:
 def _plots(summary: list[dict[str, Any]], n: int) -> list[Plot]:
     bars = "Intervals are 95% over seeds." if n > 1 else "One seed: no intervals."
     splits = [s for s in SPLITS if any(np.isfinite(row.get(f"{s}_rouge", (np.nan, np.nan))[0]) for row in summary)]
-    out = [Plot("Forget quality against model utility", plots.to_png(plots.fq_mu_scatter(summary, threshold=FQ_GOAL)),
+    out = [Plot("Forget quality against model utility",
+                lambda: plots.to_png(plots.fq_mu_scatter(summary, threshold=FQ_GOAL)),
                 "Forget quality is a p-value: the axis stops at 1, and values below its left end are drawn at the "
                 "edge (◀) with the true value in their label, not floored in silence. The red line is TOFU's 0.05; "
                 f"`retrain` and `original` utility are the dashed and dotted lines. {bars}")]
     if splits:
-        out.append(Plot("ROUGE-L per split", plots.to_png(plots.dot_panels(
+        out.append(Plot("ROUGE-L per split", lambda: plots.to_png(plots.dot_panels(
             summary, [f"{s}_rouge" for s in splits], [s.replace("_", " ") for s in splits],
             title="ROUGE-L recall of greedy answers")),
             f"Vertical lines: `retrain` (dashed) and the original (dotted). {bars}"))
@@ -212,14 +214,14 @@ def _plots(summary: list[dict[str, Any]], n: int) -> list[Plot]:
            ("mia_auc_min_k_pp", "Min-K%++")]
     mia = [(k, v) for k, v in mia if any(np.isfinite(r[k][0]) for r in summary)]
     if mia:
-        out.append(Plot("Membership attacks", plots.to_png(plots.dot_panels(
+        out.append(Plot("Membership attacks", lambda: plots.to_png(plots.dot_panels(
             summary, [k for k, _ in mia], [v for _, v in mia], title="Membership AUC, forget vs holdout",
             chance={k: 0.5 for k, _ in mia})), f"0.5 is chance; compare each row with `retrain`'s line. {bars}"))
     rec = [("relearn_rouge_gain", "relearning gain"), ("icl_recovery", "facts in context"),
            ("icl_related_recovery", "related facts in context")]
     rec = [(k, v) for k, v in rec if any(np.isfinite(r[k][0]) for r in summary)]
     if rec:
-        out.append(Plot("Recovery attacks", plots.to_png(plots.dot_panels(
+        out.append(Plot("Recovery attacks", lambda: plots.to_png(plots.dot_panels(
             summary, [k for k, _ in rec], [v for _, v in rec], title="How much comes back (ROUGE-L gain)")),
             f"Compare with `retrain`'s line: what context or relearning brings back without the forget data. {bars}"))
     return out
