@@ -55,6 +55,9 @@ def test_report_fits_1280_and_loads_cleanly(browser, report_pages, kind):
     images = page.evaluate("() => Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth,"
                            " i.getBoundingClientRect().right])")
     pres_with_tables = page.evaluate("() => document.querySelectorAll('pre table, pre + table').length")
+    # tables fit too: none needs its own sideways scroll bar
+    cut_tables = page.evaluate("() => Array.from(document.querySelectorAll('.table-wrap'))"
+                               ".filter(d => d.scrollWidth > d.clientWidth + 1).map(d => d.innerText.slice(0, 40))")
     shots = os.environ.get("OBLIVIATE_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
@@ -63,6 +66,7 @@ def test_report_fits_1280_and_loads_cleanly(browser, report_pages, kind):
     assert not errors, errors
     assert sizes[0] <= sizes[1], f"{kind}: page is {sizes[0]} px wide in a {sizes[1]} px window"
     assert pres_with_tables == 0
+    assert not cut_tables, cut_tables
     if kind != "api":
         assert images, "a report without plots"
     for alt, complete, natural, right in images:
@@ -70,3 +74,14 @@ def test_report_fits_1280_and_loads_cleanly(browser, report_pages, kind):
         assert right <= WIDTH, f"image {alt!r} runs past the window ({right} px)"
     if kind == "audit":
         assert len(images) >= 5  # the bench's three plots and two ROC curves
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_wider_windows_do_not_scroll_sideways_either(browser, report_pages, width):
+    for kind, path in report_pages.items():
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(path.as_uri(), wait_until="load")
+        scroll, inner = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        page.close()
+        assert scroll <= inner, f"{kind} at {width} px: {scroll} px wide"

@@ -318,3 +318,20 @@ def test_write_reports_and_audit_section(tmp_path):
     audit.write_audit_reports(run, synthetic.audit_dict())
     assert (run / "report.html").read_text().count("<h2>Strong audit</h2>") == 1
     assert 'class="flag"' in page and "tinted red" in page
+
+
+def test_one_entry_point_picks_the_task_reporter(tmp_path):
+    import obliviate.report as report
+    from obliviate.errors import ConfigError
+
+    assert report.provider(synthetic.classifier_result()) is classifier
+    assert report.provider(synthetic.lm_result(task="tofu")) is lm
+    legacy = synthetic.classifier_result()
+    del legacy.meta["task"]  # today's BenchResult.meta has no task; its config does
+    assert report.provider(legacy) is classifier
+    assert "| retrain | exact (reference) |" in report.to_markdown(synthetic.lm_result())
+    assert (report.write_reports(synthetic.classifier_result(methods=["finetune"]), tmp_path)["html"]).is_file()
+    odd = synthetic.classifier_result()
+    odd.meta["task"] = "speech"
+    with pytest.raises(ConfigError, match="No reporter for task 'speech'"):
+        report.provider(odd)
