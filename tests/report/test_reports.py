@@ -335,3 +335,11 @@ def test_one_entry_point_picks_the_task_reporter(tmp_path):
     odd.meta["task"] = "speech"
     with pytest.raises(ConfigError, match="No reporter for task 'speech'"):
         report.provider(odd)
+
+
+def test_terminal_summary_stops_after_the_tables():
+    r = synthetic.classifier_result(seeds=1)
+    brief, full = classifier.summary_markdown(r), classifier.to_markdown(r)
+    assert "| retrain | exact (reference) |" in brief and "Resolved configuration" not in brief
+    assert full.startswith(brief.rstrip("\n")) and "Resolved configuration" in full
+    assert "Resolved configuration" not in lm.summary_markdown(synthetic.lm_result())

@@ -203,6 +203,11 @@ def to_markdown(result: Any) -> str:
     return layout.render_markdown(build_report(result))
 
 
+def summary_markdown(result: Any) -> str:
+    """Summary and tables only, without the environment and configuration (for a terminal)."""
+    return layout.render_markdown(build_report(result), brief=True)
+
+
 def figures(result: Any) -> list[tuple[str, bytes]]:
     return [(p.title, p.png) for p in build_report(result).plots]
 

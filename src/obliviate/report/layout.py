@@ -351,8 +351,9 @@ def render_html(report: Report) -> str:
     return template("report.html.j2").render(r=report, config_anchor=Markup(CONFIG_ANCHOR))
 
 
-def render_markdown(report: Report) -> str:
-    return _md_env().get_template("report.md.j2").render(r=report)
+def render_markdown(report: Report, *, brief: bool = False) -> str:
+    """The report in Markdown; ``brief`` stops after the tables (for a terminal)."""
+    return _md_env().get_template("report.md.j2").render(r=report, brief=brief)
 
 
 def markdown_to_html(text: str, *, title: str = "obliviate report") -> str:

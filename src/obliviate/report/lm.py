@@ -197,6 +197,11 @@ def to_markdown(result: Any) -> str:
     return layout.render_markdown(build_report(result))
 
 
+def summary_markdown(result: Any) -> str:
+    """Summary and tables only, without the environment and configuration (for a terminal)."""
+    return layout.render_markdown(build_report(result), brief=True)
+
+
 def _plots(summary: list[dict[str, Any]], n: int) -> list[Plot]:
     bars = "Intervals are 95% over seeds." if n > 1 else "One seed: no intervals."
     splits = [s for s in SPLITS if any(np.isfinite(row.get(f"{s}_rouge", (np.nan, np.nan))[0]) for row in summary)]
