@@ -92,17 +92,17 @@ def _verdict(summary: list[dict[str, Any]]) -> list[str]:
     out = []
     orig = next((r for r in summary if r["method"] == layout.BASELINE), None)
     if orig is not None and np.isfinite(orig["forget_quality"][0]):
-        out.append(f"The untouched `original` has forget quality {_fmt_fq(orig['forget_quality'])}: "
+        out.append(f"The untouched `original` has forget quality {_fq_cell(orig['forget_quality']).text}: "
                    + ("the test tells it apart from the retain-only model." if orig["forget_quality"][0] < FQ_GOAL
                       else "already close to the retain-only model on this test."))
     if meets:
         out.append(bar + " Methods that meet it: " + ", ".join(
-            f"**{r['method']}** (FQ {_fmt_fq(r['forget_quality'])}, MU ratio {r['model_utility_ratio'][0]:.3f})"
+            f"**{r['method']}** (FQ {_fq_cell(r['forget_quality']).text}, MU ratio {r['model_utility_ratio'][0]:.3f})"
             for r in sorted(meets, key=lambda r: -r["forget_quality"][0])) + ".")
     elif movers:
         best = max(movers, key=lambda r: r["forget_quality"][0] if np.isfinite(r["forget_quality"][0]) else -1)
         out.append(bar + f" No method meets it; highest forget quality: **{best['method']}** "
-                   f"(FQ {_fmt_fq(best['forget_quality'])}, MU ratio {best['model_utility_ratio'][0]:.3f}).")
+                   f"(FQ {_fq_cell(best['forget_quality']).text}, MU ratio {best['model_utility_ratio'][0]:.3f}).")
     out.append(layout.CAVEAT)
     return out
 
