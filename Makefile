@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/obliviate bench --dataset digits --methods all --seeds 1 --threads 1 --out $(OUT)
+	$(BIN)/obliviate bench --dataset digits --methods all --seeds 1 --threads 1 --out $(OUT) --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

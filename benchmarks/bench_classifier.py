@@ -21,6 +21,7 @@ from pathlib import Path
 
 import obliviate.removal  # noqa: F401
 from obliviate.bench import BenchConfig, run_bench
+from obliviate.machine import format_load, load_average
 from obliviate.progress import get_progress
 from obliviate.report.aggregate import fmt, summarise
 from obliviate.report.classifier import COLUMNS, METRICS, write_reports
@@ -45,7 +46,7 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
+    load_before = load_average()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="obliviate-bench-")
     cfg = BenchConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, forget=args.forget,
                       methods=args.methods, seeds=args.seeds, out=args.out, cache_dir=cache,
@@ -54,7 +55,7 @@ def main() -> int:
     result = run_bench(cfg, progress=get_progress(cfg.progress))
     wall = time.time() - t0
     write_reports(result, args.out)
-    load_after = os.getloadavg()
+    load_after = load_average()
 
     summary = summarise(result.records, METRICS)
     movers = [r for r in summary if r["method"] not in ("original", "retrain")]
@@ -70,7 +71,8 @@ def main() -> int:
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; total wall time {wall / 60:.1f} min",
         f"- machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, torch {m['machine']['torch']} "
         f"({m['machine']['torch_threads']} threads); load average before/after: "
-        f"{load_before[0]:.1f} / {load_after[0]:.1f}",
+        f"{format_load(load_before and load_before[:1], digits=1)} / "
+        f"{format_load(load_after and load_after[:1], digits=1)}",
         f"- recipe: {m['recipe']}",
         "- original train accuracy per seed: "
         + ", ".join(f"{s['original_train_acc']:.4f}" for s in m["seeds"].values())

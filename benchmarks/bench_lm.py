@@ -51,13 +51,14 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     import obliviate.removal  # noqa: F401
-    from obliviate.bench.lm_config import LMBenchConfig
-    from obliviate.bench.lm_runner import run_lm_bench
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.bench.runner import run_bench as run_lm_bench
     from obliviate.config import validate
+    from obliviate.machine import format_load, load_average
     from obliviate.progress import get_progress
     from obliviate.report.lm import to_markdown, write_reports
 
-    load_before = os.getloadavg()
+    load_before = load_average()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="obliviate-bench-lm-")
     spec = {"task": args.task, "methods": args.methods, "seeds": args.seeds, "out": args.out,
             "cache_dir": cache, "progress": not args.no_progress}
@@ -70,7 +71,7 @@ def main() -> int:
     result = run_lm_bench(cfg, progress=get_progress(cfg.progress))
     wall = time.time() - t0
     write_reports(result, args.out)
-    load_after = os.getloadavg()
+    load_after = load_average()
 
     seeds = result.meta["seeds"]
     corpus_name = "persons corpus" if args.task == "persons" else f"TOFU {args.split or 'forget10'}"
@@ -89,7 +90,8 @@ def main() -> int:
         f"per seed (train both models + every method + every metric and attack): {per_seed}",
         f"- machine: {result.meta['machine']['cpu']}, {result.meta['machine']['cores']} cores, torch "
         f"{result.meta['machine']['torch']} ({args.threads} thread per process; original and retain-only trained "
-        f"in two processes); load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}",
+        f"in two processes); load average before/after: "
+        f"{format_load(load_before and load_before[:1], digits=1)} / {format_load(load_after and load_after[:1], digits=1)}",
         (f"- corpus: {first['n_people']} people, forget {first['forget_fraction']:.0%} ({first['n_forget']} QA), "
          if args.task == "persons" else f"- TOFU {first['split']}: forget {first['n_forget']} QA, ")
         + f"{first['n_train']} training QA; evaluated per split: {first['eval_sizes']}",

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from obliviate.bench.config import BenchConfig
     from obliviate.bench.runner import run_bench
+    from obliviate.machine import load_average
     from obliviate.progress import get_progress
     from obliviate.report.classifier import write_reports
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OBLIVIATE_CACHE", str(cache))  # memorisation scores are cached there too
     for forget in args.forget.split(","):
         slug = _slug(args.pair, forget)
-        load_before = os.getloadavg()
+        load_before = load_average()
         t0 = time.time()
         cfg = BenchConfig(dataset=dataset, data_dir=args.data_dir, model=model, forget=forget, methods=args.methods,
                           seeds=args.seeds, train_subset=args.train_subset, strata=True, cache_dir=str(cache),
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_bench(cfg, progress=get_progress(cfg.progress))
         write_reports(result, RUNS / slug)
         info = {"pair": args.pair, "forget": forget, "wall_min": (time.time() - t0) / 60,
-                "load_before": load_before[0], "load_after": os.getloadavg()[0],
+                "load_before": load_before and load_before[0], "load_after": (load_average() or [None])[0],
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "command": " ".join(["benchmarks/bench_methods.py", *sys.argv[1:]])}
         (RUNS / slug / "bench_info.json").write_text(json.dumps(info, indent=2))

@@ -5,7 +5,7 @@ paths of :mod:`obliviate.engine.replicas` and the same recipe, seeds and masks,
 then reports models per second, the speed-up, test accuracy of both sets of
 models and how far their parameters differ (they should agree to float rounding).
 
-Data: the real Fashion-MNIST IDX files (read by the small reader below) from
+Data: the real Fashion-MNIST IDX files (read by :func:`obliviate.data.idx.read_idx`) from
 ``--data-dir`` (default: ``../shared/data/fashion-mnist`` next to the repo); with
 ``--data random`` or when the files are missing, random data of the same shape
 (the table says which).
@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import gzip
-import os
-import platform
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -33,24 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from obliviate.data.idx import read_idx
 from obliviate.engine.replicas import ReplicaRecipe, StackedReplicas, train_one_at_a_time, train_replicas
+from obliviate.machine import format_load, load_average, loaded, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "fashion-mnist"
 
 
 # --------------------------------------------------------------------------- data
-def read_idx(path: Path) -> np.ndarray:
-    """Read a gzipped IDX file (the MNIST format) into a numpy array."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (header {raw[:4].hex()})")
-    shape = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load_data(kind: str, data_dir: Path, n_train: int, seed: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     files = {
         "xtr": data_dir / "train-images-idx3-ubyte.gz",
@@ -76,31 +63,6 @@ def load_data(kind: str, data_dir: Path, n_train: int, seed: int) -> tuple[str, 
 
 def mlp(hidden: int = 128) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-
-# --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _busy() -> bool:
-    try:
-        return os.getloadavg()[0] > 1.0
-    except OSError:
-        return False
 
 
 def sync(device: torch.device) -> None:
@@ -137,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     mask = np.random.default_rng(args.seed + 1).random((args.replicas, args.subset)) < args.inclusion
     seeds = list(range(args.seed, args.seed + args.replicas))
     recipe = ReplicaRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
-    load_before = load_average()
+    load_before = format_load(load_average())
 
     # Warm-up (not timed): the first vmap call in a process pays one-off set-up costs.
     warm = slice(0, 4 * args.batch_size)
@@ -158,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         times["one_at_a_time"].append(time.perf_counter() - t0)
         print(f"repeat {rep + 1}: batched {times['batched'][-1]:.2f}s, one-at-a-time {times['one_at_a_time'][-1]:.2f}s",
               flush=True)
-    load_after = load_average()
+    load_after = format_load(load_average())
 
     assert batched is not None and plain is not None
     plain_stacked = StackedReplicas.from_modules(plain, model_factory=factory, seeds=seeds, recipe=recipe)
@@ -177,15 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch thread(s)"
     )
     command = "python " + " ".join([Path(sys.argv[0]).as_posix() if argv is None else "benchmarks/bench_replicas.py", *(sys.argv[1:] if argv is None else argv)])
+    machine = machine_info()
     lines = [
         f"## Replica training throughput ({device.type})",
         "",
         f"- command: `{command}`",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {os.cpu_count()} cores, {cpu_model()}; device: {dev_desc}; torch {torch.__version__}, "
-        f"Python {platform.python_version()}",
+        f"- machine: {machine['cores']} cores, {machine['cpu']}; device: {dev_desc}; torch {machine['torch']}, "
+        f"Python {machine['python']}",
         f"- load average (1/5/15 min) before / after: {load_before} -> {load_after}"
-        + (" (shared machine: other jobs were running)" if _busy() else ""),
+        + (" (shared machine: other jobs were running)" if loaded(cores=1) else ""),
         f"- data: {data_desc}; each replica includes each example with probability {args.inclusion} "
         f"(~{int(mask.sum(1).mean())} examples per replica)",
         f"- model: MLP 784-{args.hidden}-10; recipe: {args.replicas} replicas x {args.epochs} epoch(s), batch {args.batch_size}, "

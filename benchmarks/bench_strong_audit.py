@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -36,23 +34,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = "retrain,finetune,graddiff,kl"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def _f(x: Any, digits: int = 3) -> str:
@@ -110,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     from obliviate.bench.config import BenchConfig
     from obliviate.bench.runner import run_bench
     from obliviate.config import validate
+    from obliviate.machine import format_load, load_average, machine_info
     from obliviate.progress import get_progress
     from obliviate.report.classifier import write_reports
 
     cache = args.cache_dir or tempfile.mkdtemp(prefix="strong-audit-cache-")
     progress = get_progress(args.progress)
-    load_before = load_average()
+    load_before = format_load(load_average())
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     cfg = validate(BenchConfig, {
@@ -127,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_bench(cfg, progress=progress)
     write_reports(result, args.out)
     bench_s = time.perf_counter() - t0
-    print(f"bench done in {bench_s:.1f} s (load {load_average()})", flush=True)
+    print(f"bench done in {bench_s:.1f} s (load {format_load(load_average())})", flush=True)
     t1 = time.perf_counter()
     settings = AuditSettings(replicas=args.replicas, threads=args.threads, relearn_steps=args.relearn_steps,
                              cache_dir=cache, executor=args.executor, workers=args.workers)
@@ -135,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     write_audit(args.out, audit)
     audit_s = time.perf_counter() - t1
     total_s = time.perf_counter() - t0
-    load_after = load_average()
+    load_after = format_load(load_average())
 
     seed_meta = result.meta["seeds"][str(args.seed)]
     timing = audit["timing"]
@@ -147,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     command = "python " + " ".join(shlex.quote(a) for a in [
         "benchmarks/bench_strong_audit.py", *(sys.argv[1:] if argv is None else argv)])
     scale = 60_000 / n_train
+    machine = machine_info()
     lines = [
         "## Strong audit on Fashion-MNIST (MLP)",
         "",
         f"- command: `{command}`",
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {os.cpu_count()} cores, {cpu_model()}; torch {torch.__version__} ({torch.get_num_threads()} "
-        f"thread(s)), Python {platform.python_version()}",
+        f"- machine: {machine['cores']} cores, {machine['cpu']}; torch {machine['torch']} ({machine['torch_threads']} "
+        f"thread(s)), Python {machine['python']}",
         f"- load average (1/5/15 min) before -> after: {load_before} -> {load_after}",
         f"- data: Fashion-MNIST, {n_train} training images"
         + (f" (class-stratified subset of 60,000; `train_subset={args.train_subset}`)" if args.train_subset else "")

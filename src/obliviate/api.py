@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from torch import nn
 
 from obliviate.data.dataset import ArrayDataset
 from obliviate.data.forget import ForgetSplit, make_split, split_forget
+from obliviate.data.request import ForgetRequest
 from obliviate.errors import ConfigError, DataError
 from obliviate.progress import NullProgress, Progress, get_progress
 from obliviate.removal.base import METHODS, Budget, RemovalMethod, RemovalRecord, UnlearningTask
@@ -43,8 +45,8 @@ def _as_dataset(data: Any, name: str) -> ArrayDataset:
 
 
 def _resolve_forget(train: ArrayDataset, forget: Any, seed: int) -> ForgetSplit:
-    if isinstance(forget, str):
-        return split_forget(train, forget, seed=seed)
+    if isinstance(forget, str | ForgetRequest | Mapping):
+        return split_forget(train, ForgetRequest.coerce(forget), seed=seed)
     arr = np.asarray(forget)
     if arr.dtype == bool:
         if arr.shape != (len(train),):
@@ -97,8 +99,11 @@ class ForgetResult:
     def to_markdown(self) -> str:
         r = self.record
         lines = [f"# obliviate.forget: {r.method} ({r.kind})", "",
-                 f"forgot {self.n_forget} examples, kept {self.n_retain}; {r.steps} steps in {r.wall_s:.2f} s "
-                 f"(stopped: {r.stopped_by})", ""]
+                 f"ran {r.method} ({r.kind} removal) for a forget set of {self.n_forget} examples and a retain set "
+                 f"of {self.n_retain}; {r.steps} steps in {r.wall_s:.2f} s (stopped: {r.stopped_by})", ""]
+        if r.kind != "exact":
+            lines += ["An approximate method gives no guarantee: read the audit below (and run a strong audit) "
+                      "before relying on it.", ""]
         if self.metrics:
             cols = ["forget_acc", "retain_acc", "test_acc", "tow", "tow_gap_closed", "js_to_retrain",
                     "mia_auc", "mia_efficacy"]
@@ -152,8 +157,9 @@ def forget(
     """Unlearn ``forget`` from ``model`` (trained on ``train``) with ``method``.
 
     ``train``/``test``: an :class:`ArrayDataset` or ``(x, y[, ids[, subjects]])`` arrays.
-    ``forget``: a spec (``"random:0.1"``, ``"class:3"``, ``"subjects:alice"``, ``"ids:FILE"``),
-    a list of example ids, or a boolean mask over ``train``.
+    ``forget``: a :class:`~obliviate.data.request.ForgetRequest` (or its dict), a spec
+    (``"random:0.1"``, ``"class:3"``, ``"subjects:alice"``, ``"ids:FILE"``), a list of
+    example ids, or a boolean mask over ``train``.
     ``audit=True`` compares with a model retrained without the forget set: pass
     ``retrained`` if you have one, otherwise one is trained from a fresh
     initialisation of ``model``'s architecture with ``recipe`` (which should be
@@ -194,8 +200,10 @@ def forget(
         impl = method
     else:
         impl = METHODS.get(method)(**(method_config or {}))
-    torch.manual_seed(seed)
-    unlearned, record = impl.unlearn(model, task, budget=budget, progress=bar)
+    # methods that draw from torch's global generator start from the seed; the caller's generator is left as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unlearned, record = impl.unlearn(model, task, budget=budget, progress=bar)
     result = ForgetResult(model=unlearned, record=record, n_forget=len(split.forget), n_retain=len(split.retain))
     if audit:
         if test_ds is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,29 @@ def validate(model: type[BaseModel], data: dict[str, Any], *, source: str = "con
         raise ConfigError(f"Invalid {source}:", problems) from None
 
 
+def _toml() -> Any:
+    """The TOML parser: ``tomllib`` from Python 3.11, the ``tomli`` backport (same API) on 3.10."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    try:
+        import tomli
+    except ImportError:  # a dependency on 3.10: only a broken install gets here
+        raise ConfigError("Reading TOML config files on Python 3.10 needs 'tomli'; "
+                          "install it with: pip install tomli (or use a .yaml or .json file).") from None
+    return tomli
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML, TOML or JSON config file into a dict."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # binary junk, another encoding, unreadable
+        raise ConfigError(f"Cannot read config file {path} as UTF-8 text ({exc}); save it as UTF-8.") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -71,9 +89,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
         elif suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = _toml().loads(text)
         elif suffix == ".json":
             data = json.loads(text)
         else:

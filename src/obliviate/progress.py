@@ -84,5 +84,45 @@ class RichProgress(Progress):
         self._console.print(message)
 
 
+class _CountingTask(ProgressTask):
+    def __init__(self) -> None:
+        self.done = 0.0
+
+    def advance(self, n: float = 1, **info: Any) -> None:
+        self.done += n
+
+
+class LineProgress(Progress):
+    """One line on stderr per finished task: for logs and pipes, where live bars would print blank lines."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: float | None = None) -> Iterator[ProgressTask]:
+        import sys
+        import time
+
+        t0 = time.perf_counter()
+        handle = _CountingTask()
+        try:
+            yield handle
+        finally:
+            count = f" {handle.done:g}/{total:g}" if total else ""
+            stream = self._stream or sys.stderr
+            stream.write(f"{description}:{count} done in {time.perf_counter() - t0:.1f} s\n")
+            stream.flush()
+
+    def log(self, message: str) -> None:
+        import sys
+
+        (self._stream or sys.stderr).write(message + "\n")
+
+
 def get_progress(enabled: bool) -> Progress:
-    return RichProgress() if enabled else NullProgress()
+    """Live bars in a terminal, one line per finished task elsewhere, nothing when turned off."""
+    import sys
+
+    if not enabled:
+        return NullProgress()
+    return RichProgress() if sys.stderr.isatty() else LineProgress()

@@ -62,3 +62,20 @@ def test_forget_bad_inputs(trained, digits):
         obliviate.forget(object(), train=digits.train, forget="class:1")
     with pytest.raises(ForgetSetError, match="whole training set"):
         obliviate.forget(model, train=digits.train, forget=np.ones(len(digits.train), dtype=bool))
+
+
+def test_forget_leaves_the_callers_rng_alone_and_takes_a_request(trained, digits):
+    from obliviate.data.request import ForgetRequest
+
+    model, _ = trained
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    res = obliviate.forget(model, train=digits.train, forget=ForgetRequest(classes=["3"]), method="random_label",
+                           method_config={"epochs": 1})
+    assert torch.equal(torch.rand(3), expected), "obliviate.forget must not reseed the caller's generator"
+    assert res.n_forget == int((digits.train.y == 3).sum())
+    again = obliviate.forget(model, train=digits.train, forget={"classes": ["3"]}, method="random_label",
+                             method_config={"epochs": 1})
+    assert all(torch.equal(a, b) for a, b in zip(res.model.parameters(), again.model.parameters(), strict=True))
+    assert "forgot" not in res.to_markdown() and "approximate" in res.to_markdown()

@@ -90,3 +90,44 @@ def test_malformed_specs_raise_forget_set_errors(spec):
 def test_bad_config_names_the_parameter():
     with pytest.raises(ConfigError, match="n_models"):
         MemorizationConfig(n_models=3)
+
+
+def _entries(root, key):
+    return [p for p in root.rglob("*") if p.is_file() and key in str(p)]
+
+
+def test_cache_dir_and_no_cache_are_honoured(tmp_path, monkeypatch):
+    from obliviate.audit import memorization
+    from obliviate.training.cache import ModelCache, default_cache_dir
+
+    data, _ = _blobs(60, seed=3)
+    own = ModelCache(tmp_path / "own")
+    a = memorization_scores(data, seed=4, cache=own)
+    assert _entries(tmp_path / "own", a.key) and not _entries(default_cache_dir(), a.key)
+    # a hit trains nothing
+    monkeypatch.setattr("obliviate.engine.replicas.train_replicas", lambda *a, **k: pytest.fail("retrained"))
+    np.testing.assert_array_equal(memorization_scores(data, seed=4, cache=own).score, a.score)
+    monkeypatch.undo()
+    off = ModelCache(tmp_path / "off", enabled=False)
+    with memorization.using_cache(off):  # what a run with --no-cache sets for the memorized:* specs
+        b = split_forget(data, "memorized:0.1", seed=4)
+    assert len(b.forget) == 6 and not (tmp_path / "off").exists()
+    with memorization.using_cache(ModelCache(tmp_path / "flag")):  # --cache-dir
+        split_forget(data, "memorized:0.1", seed=4)
+    assert _entries(tmp_path / "flag", a.key)
+
+
+def test_a_corrupt_cache_entry_is_a_miss_with_a_warning(caplog):
+    from obliviate.training.cache import default_cache_dir
+
+    data, _ = _blobs(70, seed=5)
+    a = memorization_scores(data, seed=6)
+    files = _entries(default_cache_dir(), a.key)
+    assert files
+    for p in files:
+        p.write_bytes(b"\x00not a cache entry")
+    with caplog.at_level("WARNING"):
+        b = memorization_scores(data, seed=6)
+    np.testing.assert_array_equal(a.score, b.score)
+    assert any(r.levelname == "WARNING" and a.key in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(memorization_scores(data, seed=6).prob_score, a.prob_score)  # rewritten, usable

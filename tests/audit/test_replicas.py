@@ -107,3 +107,25 @@ def test_bad_inputs():
         train_replicas(lambda: nn.Linear(D, 2), X, Y, mask, [0, 1])
     with pytest.raises(ConfigError, match="BatchNorm"):
         train_replicas(lambda: nn.Sequential(nn.Linear(D, 8), nn.BatchNorm1d(8), nn.Linear(8, C)), X, Y, mask, [0, 1])
+
+
+def test_replica_chunks_round_trip_through_the_model_cache(trained, tmp_path, caplog):
+    from obliviate.engine.replicas.groups import ArchitectureFactory, ReplicaCache
+    from obliviate.training.cache import ModelCache
+
+    factory = ArchitectureFactory("mlp", {"hidden": [8]}, (D,), C)
+    states = [factory.seeded(s).state_dict() for s in (1, 2, 3)]
+    cache = ReplicaCache(ModelCache(tmp_path), factory)
+    cache.store("k", states, {"wall_s": 1.5})
+    got, manifest = cache.load("k", 3)
+    assert manifest["wall_s"] == 1.5
+    for a, b in zip(states, got):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert cache.load("k", 2) is None  # a chunk of another size is a miss
+    (tmp_path / "k" / "model.safetensors").write_bytes(b"junk")
+    with caplog.at_level("WARNING"):
+        assert cache.load("k", 3) is None
+    assert any("ignoring unusable" in r.getMessage() for r in caplog.records)
+    off = ReplicaCache(ModelCache(tmp_path / "off", enabled=False), factory)
+    off.store("k", states, {})
+    assert off.load("k", 3) is None and not (tmp_path / "off").exists()

@@ -105,7 +105,7 @@ def test_reports_gain_the_section_once(audited):
 
 @pytest.mark.slow
 def test_methods_filter_and_progress(audited):
-    from obliviate.audit.strong import AuditSettings, run_audit
+    from obliviate.bench.audit import AuditSettings, run_audit
     from obliviate.progress import Progress
 
     class Recording(Progress):
@@ -159,7 +159,7 @@ def test_unknown_method_and_seed_name_the_valid_ones(audited):
 
 
 def test_typed_errors_from_the_api(tmp_path):
-    from obliviate.audit.strong import AuditSettings, load_run, parse_attacks, run_audit
+    from obliviate.bench.audit import AuditSettings, load_run, parse_attacks, run_audit
     from obliviate.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean 'challenge'"):
@@ -188,3 +188,68 @@ def test_a_bench_rerun_retires_the_audit_of_earlier_results(tmp_path):
     _retire_stale_audit(tmp_path, sha)
     assert not (tmp_path / "audit.json").exists()
     assert (tmp_path / "audit.superseded.json").read_text() == "{not json"
+
+
+def _with_fingerprint(run: Path, value: str | None = None) -> None:
+    """What the bench runner records (meta["data_fingerprint"]); older runs lack it."""
+    from obliviate.data import load_dataset
+
+    meta = json.loads((run / "meta.json").read_text())
+    meta["data_fingerprint"] = value or load_dataset("digits").train.fingerprint
+    (run / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.slow
+def test_a_moved_run_audits_from_any_folder_and_refuses_changed_data(audited, tmp_path, monkeypatch):
+    import shutil
+
+    moved = tmp_path / "moved" / "run"
+    shutil.copytree(audited["run"], moved)
+    _with_fingerprint(moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = ["audit", "--run", str(moved), "--attacks", "lira", "--replicas", str(REPLICAS), "--threads", "1",
+            "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    again = json.loads((moved / "audit.json").read_text())
+    assert again["methods"]["graddiff"]["lira"] == audited["audit"]["methods"]["graddiff"]["lira"]
+    _with_fingerprint(moved, "0" * 64)  # the data changed since the run
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "data changed since the run" in res.output, res.output
+    assert "Traceback" not in res.output
+    # an older run records no fingerprint: the forget-set size is still checked
+    meta = json.loads((moved / "meta.json").read_text())
+    del meta["data_fingerprint"]
+    meta["seeds"]["0"]["n_forget"] = 7
+    (moved / "meta.json").write_text(json.dumps(meta))
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "had 7 forget examples" in res.output, res.output
+
+
+def test_relative_data_paths_resolve_against_where_the_run_was_made(tmp_path, monkeypatch):
+    from obliviate.bench.audit import load_bundle, load_run
+    from obliviate.errors import DatasetNotFoundError
+
+    made = tmp_path / "project"
+    run = made / "runs" / "bench"
+    run.mkdir(parents=True)
+    (made / "table.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    (run / "config.json").write_text(json.dumps({"data": {"kind": "tabular", "path": "table.csv"},
+                                                 "forget": "random:0.1", "cache_dir": "cache"}))
+    (run / "results.json").write_text(json.dumps([{"method": "original", "seed": 0}]))
+    (run / "meta.json").write_text(json.dumps({"cwd": str(made)}))
+    monkeypatch.chdir(tmp_path)
+    loaded = load_run(run)
+    assert loaded.config.data.path == str(made / "table.csv") and loaded.config.cache_dir == str(made / "cache")
+    assert len(load_bundle(loaded).train) > 0
+    # not recorded: the run folder's parent, then the current folder
+    (run / "meta.json").write_text("{}")
+    (run.parent / "table.csv").write_text((made / "table.csv").read_text())
+    assert load_run(run).config.data.path == str(run.parent / "table.csv")
+    (run.parent / "table.csv").unlink()
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_bundle(load_run(run))
+    assert "data.path 'table.csv'" in str(err.value) and len(err.value.searched) == 2
+    assert str(run.parent / "table.csv") in err.value.searched and str(tmp_path / "table.csv") in err.value.searched

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from obliviate.audit.outputs import Outputs
-from obliviate.bench.runner import stratum_metrics
+from obliviate.tasks.classification import stratum_metrics
 from obliviate.cli.main import app
 from obliviate.errors import DataError
 

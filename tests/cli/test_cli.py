@@ -91,3 +91,37 @@ def test_method_for_another_task_says_where_it_works(tmp_path):
     assert res.exit_code == 2
     assert "method 'npo' does not work on classification tasks" in res.output and "--task persons" in res.output
     assert "did you mean 'graddiff'" in res.output
+
+
+def test_out_is_checked_before_any_work(tmp_path, monkeypatch):
+    """--out that is a file, unwritable, or holds a run is refused at once (nothing is trained)."""
+    import obliviate.bench.runner as runner_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the run started although --out was unusable")
+
+    monkeypatch.setattr(runner_module, "run_bench", must_not_run)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(a_file), "--no-progress"])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.json").write_text("[]")
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(done), "--no-progress"])
+    assert res.exit_code == 2 and "--overwrite" in res.output and (done / "results.json").read_text() == "[]"
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(a_file / "run"), "--no-progress"])
+    assert res.exit_code == 2 and "cannot be written" in res.output
+
+
+def test_progress_outside_a_terminal_is_one_line_per_task(tmp_path):
+    res = runner.invoke(app, ["bench", "--methods", "finetune", "--out", str(tmp_path / "run"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert lines and all(line.strip() for line in lines), "no blank lines on a pipe"
+    assert any(line.startswith("finetune") and "done in" in line for line in lines)
+
+
+def test_help_has_no_bool_metavars():
+    res = runner.invoke(app, ["bench", "--help"])
+    assert res.exit_code == 0 and "<bool>" not in res.output and "--overwrite" in res.output

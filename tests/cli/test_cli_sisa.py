@@ -10,6 +10,14 @@ from typer.testing import CliRunner
 from obliviate.cli.main import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ledger_key(tmp_path_factory):
+    """Sign these stores' ledgers with a key in a temporary folder, never the user's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OBLIVIATE_LEDGER_KEY", str(tmp_path_factory.mktemp("keys") / "ledger-ed25519.pem"))
+        yield
 TRAIN = ["--dataset", "digits", "--shards", "3", "--slices", "2", "--epochs", "4", "--lr", "0.01",
          "--model-options", '{"hidden": [32]}', "--no-progress"]
 
@@ -115,3 +123,175 @@ def test_missing_store_and_bad_options(tmp_path):
                                      "--shards", "0", "--aggregation", "avg"]), "'shards' parameter")
     _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s"), "--dataset", "digits",
                                      "--model-options", "{hidden"]), "--model-options must be a JSON object")
+
+
+# ---------------------------------------------------------------- your own table, end to end
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    import numpy as np
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("people")
+    rng = np.random.default_rng(0)
+    n = 300
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "blue", "green"], n)
+    frame = pd.DataFrame({"pid": [f"p{i}" for i in range(n)], "person": [f"s{i % 40}" for i in range(n)],
+                          "a": a, "b": b, "color": color,
+                          "churn": np.where(a + b + (color == "red") > 0.5, "yes", "no")})
+    frame.to_csv(folder / "people.csv", index=False)
+    frame.iloc[:12].drop(columns=["churn"]).to_csv(folder / "new.csv", index=False)
+    frame.iloc[:40].to_csv(folder / "labelled.csv", index=False)
+    bad = frame.iloc[:10].copy()
+    bad.loc[3, "a"] = np.nan
+    bad.loc[7, "b"] = np.inf
+    bad.to_csv(folder / "bad.csv", index=False)
+    return folder
+
+
+CSV_TRAIN = ["--label-column", "churn", "--id-column", "pid", "--subject-column", "person", "--shards", "3",
+             "--slices", "2", "--epochs", "8", "--lr", "0.01", "--model-options", '{"hidden": [16]}', "--no-progress"]
+
+
+def test_a_csv_store_trains_forgets_predicts_and_verifies_from_the_cli(people, tmp_path):
+    store = tmp_path / "store"
+    out = _json(runner.invoke(app, ["sisa", "train", "--store", str(store), "--data", str(people / "people.csv"),
+                                    *CSV_TRAIN]))
+    assert out["n_train"] == 240 and out["n_test"] == 60 and out["test_accuracy"] > 0.7
+    doc = json.loads((store / "store.json").read_text())
+    assert doc["source"]["data"]["path"] == str(people / "people.csv") and doc["source_fingerprint"]
+    assert doc["schema"]["label_column"] == "churn"
+
+    receipt = _json(runner.invoke(app, ["sisa", "forget", "--store", str(store), "--subject", "s7", "--reason", "gdpr",
+                                        "--no-progress"]))
+    assert receipt["status"] == "applied" and receipt["model_version_after"] == 2
+    assert set(receipt["example_ids"]) <= {f"p{i}" for i in range(7, 300, 40)} and receipt["example_ids"]
+    assert receipt["signature"] and receipt["key_fingerprint"].startswith("sha256:")
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    status = _json(runner.invoke(app, ["sisa", "status", "--store", str(store)]))
+    assert status["source_matches"] is True and status["residue"] == [] and status["forgotten"] == len(
+        receipt["example_ids"])
+    # the requester, without the store: the receipt's own signatures
+    alone = _json(runner.invoke(app, ["ledger", "verify", "--receipt", str(tmp_path / "receipt.json"),
+                                      "--expect-key", receipt["key_fingerprint"]]))
+    assert alone["receipts"][0]["request_id"] == receipt["request_id"]
+    (tmp_path / "edited.json").write_text(json.dumps({**receipt, "subject": "s8"}))
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--receipt", str(tmp_path / "edited.json")]),
+                 "edited after it was issued")
+    _clean_error(runner.invoke(app, ["ledger", "verify"]), "Give --store")
+
+    rows = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(people / "new.csv")]))
+    assert rows["n"] == 12 and rows["accuracy"] is None and rows["model_version"] == 2
+    assert rows["predictions"][0]["id"] == "p0" and rows["predictions"][0]["prediction"] in ("yes", "no")
+    labelled = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input",
+                                         str(people / "labelled.csv")]))
+    assert labelled["accuracy"] > 0.7 and labelled["predictions"][0]["label"] in ("yes", "no")
+    _clean_error(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(people / "bad.csv")]),
+                 "rows 3, 7")
+    split = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store)]))
+    assert split["n"] == 60 and split["accuracy"] > 0.7
+
+    verified = _json(runner.invoke(app, ["ledger", "verify", "--store", str(store), "--receipt",
+                                         str(tmp_path / "receipt.json")]))
+    assert verified["receipts"][0]["request_id"] == receipt["request_id"]
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--store", str(store), "--receipt",
+                                     str(tmp_path / "receipt.json"), "--expect-key", "sha256:" + "0" * 64]),
+                 "not by the expected")
+    # the requester catches the erasure of their own request
+    db = sqlite3.connect(store / "ledger.sqlite")
+    db.execute("DELETE FROM events WHERE request_id IS NOT NULL")
+    db.execute("DELETE FROM requests")
+    head = list(db.execute("SELECT seq, entry_hash FROM events ORDER BY seq DESC LIMIT 1").fetchone())
+    db.commit()
+    db.close()
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--store", str(store), "--receipt",
+                                     str(tmp_path / "receipt.json")]), "truncated")
+    # ... and points the signed model version's head at what is left: its signature breaks
+    version = json.loads((store / "versions" / "2.json").read_text())
+    (store / "versions" / "2.json").write_text(json.dumps({**version, "ledger_head": head, "requests": []}))
+    _clean_error(runner.invoke(app, ["ledger", "verify", "--store", str(store)]), "not signed")
+
+
+def test_train_refuses_a_folder_that_is_not_a_store_unless_overwrite(people, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    args = ["sisa", "train", "--store", str(folder), "--data", str(people / "people.csv"), *CSV_TRAIN]
+    _clean_error(runner.invoke(app, args), "not a SISA store")
+    assert _json(runner.invoke(app, [*args, "--overwrite"]))["model_version"] == 1
+    _clean_error(runner.invoke(app, args), "already holds a trained SISA model")
+    assert _json(runner.invoke(app, [*args, "--overwrite"]))["model_version"] == 1
+    assert (folder / "notes.txt").read_text() == "x"
+
+
+def test_data_option_mistakes(people, tmp_path):
+    _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s"), "--label-column", "churn"]),
+                 "add --data")
+    _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s"), "--dataset", "digits",
+                                     "--data", str(people / "people.csv")]), "not both")
+    _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s"), "--data",
+                                     str(people / "people.csv"), "--label-column", "nope"]), "nope")
+
+
+def test_status_fails_when_the_ledger_is_deleted(store):
+    (store / "ledger.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (store / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
+    _clean_error(runner.invoke(app, ["sisa", "status", "--store", str(store)]), "it was deleted")
+    _clean_error(runner.invoke(app, ["ledger", "list", "--store", str(store)]), "No ledger")
+
+
+def test_status_lists_residue_and_verifies_the_ledger(store):
+    status = _json(runner.invoke(app, ["sisa", "status", "--store", str(store)]))
+    assert status["residue"] == [] and status["ledger"]["ok"]
+
+
+def test_api_stores_work_from_the_cli(digits, tmp_path):
+    from obliviate.data.source import DataSource
+    from obliviate.engine.sisa import Sisa, SisaConfig
+    from obliviate.models import ModelSpec
+    from obliviate.training import Recipe
+
+    config = SisaConfig(shards=2, model=ModelSpec("mlp", {"hidden": [16]}), recipe=Recipe(epochs=1))
+    bare, sourced = tmp_path / "bare", tmp_path / "sourced"
+    Sisa(config, store=bare).fit(digits.train).close()
+    _clean_error(runner.invoke(app, ["sisa", "forget", "--store", str(bare), "--ids", "3", "--no-progress"]),
+                 "obliviate sisa train --data")
+    Sisa(config, store=sourced).fit(DataSource(dataset="digits")).close()
+    receipt = _json(runner.invoke(app, ["sisa", "forget", "--store", str(sourced), "--ids", "3", "--no-progress"]))
+    assert receipt["status"] == "applied"
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pictures") / "pets"
+    rng = np.random.default_rng(0)
+    for c, base in (("cat", 150), ("dog", 0)):
+        (root / c).mkdir(parents=True)
+        for i in range(16):
+            Image.fromarray((rng.random((8, 8)) * 80 + base).astype(np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_store_from_the_cli(pictures, tmp_path):
+    store = tmp_path / "store"
+    out = _json(runner.invoke(app, ["sisa", "train", "--store", str(store), "--data", str(pictures), "--shards", "2",
+                                    "--epochs", "20", "--lr", "0.01", "--model-options", '{"hidden": [16]}',
+                                    "--no-progress"]))
+    assert out["n_train"] + out["n_test"] == 32
+    with_labels = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(pictures)]))
+    assert with_labels["n"] == 32 and with_labels["accuracy"] is not None
+    assert {p["prediction"] for p in with_labels["predictions"]} <= {"cat", "dog"}
+    flat = _json(runner.invoke(app, ["sisa", "predict", "--store", str(store), "--input", str(pictures / "cat")]))
+    assert flat["n"] == 16 and flat["accuracy"] is None
+    from obliviate.engine.sisa import Sisa
+
+    with Sisa.open(store) as s:
+        victim = str(s.data_.ids[0])
+    receipt = _json(runner.invoke(app, ["sisa", "forget", "--store", str(store), "--ids", victim, "--no-progress"]))
+    assert receipt["status"] == "applied" and receipt["example_ids"] == [victim]
+    _clean_error(runner.invoke(app, ["sisa", "train", "--store", str(tmp_path / "s2"), "--data", str(pictures),
+                                     "--label-column", "x"]), "--label-column describes table columns")

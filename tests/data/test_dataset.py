@@ -54,3 +54,24 @@ def test_subset_keeps_ids_and_subjects_and_fingerprint_changes():
     assert s.n_classes == d.n_classes
     assert s.fingerprint != d.fingerprint
     assert make().fingerprint == make().fingerprint
+
+
+def test_sparse_labels_are_refused_not_turned_into_a_huge_model():
+    with pytest.raises(DataError, match=r"largest label is 2000000000 for 10 examples.*np\.unique"):
+        make(y=np.where(np.arange(10) % 2, 2_000_000_000, 0))
+    assert make(y=np.where(np.arange(10) % 2, 2_000_000_000, 0), n_classes_=2_000_000_001).n_classes > 10**9
+
+
+def test_labels_beyond_the_declared_classes_are_refused():
+    with pytest.raises(DataError, match=r"label 2 is out of range for 2 classes"):
+        make(y=np.arange(10) % 3, classes=("a", "b"))
+
+
+def test_single_class_training_split_is_refused():
+    from obliviate.data import DataBundle
+
+    train = make(y=np.zeros(10, dtype=int), classes=("cat", "dog"))
+    test = make(ids=np.arange(10, 20))
+    with pytest.raises(DataError, match=r"all 10 training examples have the same label \('cat'\).*two classes"):
+        DataBundle(train=train, test=test, name="pets")
+    assert DataBundle(train=make(), test=test, name="ok").n_classes == 2

@@ -33,8 +33,9 @@ def test_class_by_index_and_name(train):
 
 
 def test_ids_file(train, tmp_path):
+    # one id per line, exactly as written (issue 13: commas and spaces belong to the id)
     f = tmp_path / "ids.txt"
-    f.write_text("r3\nr5, r9\n")
+    f.write_text("r3\nr5\n\nr9\n")
     assert list(split_forget(train, f"ids:{f}").forget.ids) == ["r3", "r5", "r9"]
     f.write_text("r3 nope")
     with pytest.raises(ForgetSetError, match="nope"):
@@ -77,3 +78,61 @@ def test_whole_training_set_rejected(train, tmp_path):
     f.write_text("\n".join(train.ids))
     with pytest.raises(ForgetSetError, match="whole training set"):
         split_forget(train, f"ids:{f}")
+
+
+def test_ids_file_whitespace_is_not_stripped(train, tmp_path):
+    f = tmp_path / "ids.txt"
+    f.write_text(" r7\nr8\n")
+    with pytest.raises(ForgetSetError, match=r"' r7'.*'r7'"):
+        split_forget(train, f"ids:{f}")
+
+
+def test_ids_with_spaces_and_commas(tmp_path):
+    ids = ["a b", "c,d", "e"]
+    d = ArrayDataset(x=np.zeros((3, 1)), y=[0, 1, 0], ids=ids, name="odd")
+    f = tmp_path / "ids.txt"
+    f.write_text("a b\nc,d\n")
+    assert list(split_forget(d, f"ids:{f}").forget.ids) == ["a b", "c,d"]
+
+
+def test_ids_csv_and_json(train, tmp_path):
+    c = tmp_path / "ids.csv"
+    c.write_text("user,note\nr1,x\nr2,y\n")
+    assert list(split_forget(train, f"ids:{c}#user").forget.ids) == ["r1", "r2"]
+    with pytest.raises(ForgetSetError, match="no column 'id'"):
+        split_forget(train, f"ids:{c}")
+    j = tmp_path / "ids.json"
+    j.write_text('{"ids": ["r4", 5]}')
+    with pytest.raises(ForgetSetError, match="'5'"):
+        split_forget(train, f"ids:{j}")
+    j.write_text('["r4", "r6"]')
+    assert list(split_forget(train, f"ids:{j}").forget.ids) == ["r4", "r6"]
+
+
+def test_forget_request_unites_selections(train):
+    from obliviate.data.request import ForgetRequest
+
+    req = ForgetRequest(ids=["r0"], subjects=["p1"], classes=["d"])
+    s = split_forget(train, req)
+    expected = {"r0"} | {f"r{i}" for i in range(10, 20)} | {f"r{i}" for i in range(100) if i % 4 == 3}
+    assert set(s.forget.ids) == expected
+    assert s.request == req
+    with pytest.raises(ForgetSetError, match="empty"):
+        ForgetRequest()
+    with pytest.raises(ForgetSetError, match="concept-only"):
+        split_forget(train, ForgetRequest(concept=["a text"]))
+    with pytest.raises(ForgetSetError, match="did you mean 'subjects'"):
+        ForgetRequest.from_dict({"subject": ["p1"]})
+    assert ForgetRequest.parse("subjects:p1,p3") == ForgetRequest(subjects=("p1", "p3"))
+
+
+def test_memorized_spec_needs_no_prior_import():
+    # the memorized:* rules live above the data layer and are imported on first use
+    import subprocess
+    import sys
+
+    code = ("from obliviate.data.forget import FORGET_SPECS, parse_spec; "
+            "assert 'memorized' in FORGET_SPECS; parse_spec('memorized-stratum:high'); "
+            "import sys; assert 'obliviate.audit.memorization' not in sys.modules; "
+            "FORGET_SPECS.get('memorized'); assert 'obliviate.audit.memorization' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

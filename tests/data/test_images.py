@@ -74,3 +74,9 @@ def test_bad_options_are_config_errors(tmp_path):
         load_image_folder(tmp_path, sise=8)
     with pytest.raises(ConfigError, match="mode"):
         load_image_folder(tmp_path, mode="cmyk")
+
+
+def test_a_single_class_folder_is_refused(tmp_path):
+    root = write_folder(tmp_path / "one", classes=("cat",))
+    with pytest.raises(DataError, match=r"same label \('cat'\).*at least two classes"):
+        load_image_folder(root, size=8)

@@ -201,3 +201,144 @@ def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ConfigError, match="test_fraction"):
         validate(TabularConfig, {"path": "x.csv", "test_fraction": 1.5})
     assert TabularConfig(path="x.csv", categorical_columns="a, b").categorical_columns == ["a", "b"]
+
+
+# --- labels are mapped to 0..K-1 and keep their names ---------------------------------------
+
+def test_huge_integer_label_is_a_class_not_a_model_size(tmp_path):
+    frame = people().assign(churn=lambda f: np.where(np.arange(len(f)) % 2, 2_000_000_000, 0))
+    frame.to_csv(tmp_path / "huge.csv", index=False)
+    d = load_tabular(tmp_path / "huge.csv", label_column="churn")
+    assert d.schema.classes == ["0", "2000000000"] and d.bundle.n_classes == 2
+    assert d.bundle.train.classes == ("0", "2000000000")
+
+
+def test_labels_one_to_thirty_make_thirty_classes_named_by_label(tmp_path):
+    frame = people(90).assign(grade=lambda f: np.arange(len(f)) % 30 + 1)
+    frame.to_csv(tmp_path / "grades.csv", index=False)
+    d = load_tabular(tmp_path / "grades.csv", label_column="grade", seed=1)
+    assert d.bundle.n_classes == 30 and d.schema.classes == [str(i) for i in range(1, 31)]
+    assert np.bincount(d.bundle.train.y, minlength=30).min() > 0  # no empty class 0
+    split = split_forget(d.bundle.train, "class:30")  # by the user's label name
+    raw = people(90).assign(grade=lambda f: np.arange(len(f)) % 30 + 1)["grade"].to_numpy()
+    assert set(raw[split.forget.ids.astype(int)]) == {30}
+
+
+def test_negative_and_text_labels_keep_their_names(tmp_path):
+    people().assign(churn=lambda f: np.where(f["churn"] == "yes", 1, -1)).to_csv(tmp_path / "pm.csv", index=False)
+    assert load_tabular(tmp_path / "pm.csv", label_column="churn").schema.classes == ["-1", "1"]
+    assert load_tabular(tmp_path / "pm.csv", label_column="plan").bundle.train.classes == ("basic", "plus", "pro")
+
+
+def test_integer_label_only_in_test_file_is_a_class(tmp_path):
+    frame = people(80).assign(churn=lambda f: np.arange(len(f)) % 2 + 1)
+    frame.iloc[:60].to_csv(tmp_path / "train.csv", index=False)
+    test = frame.iloc[60:].copy()
+    test.loc[test.index[0], "churn"] = 7
+    test.to_csv(tmp_path / "test.csv", index=False)
+    d = load_tabular(tmp_path / "train.csv", test_path=str(tmp_path / "test.csv"), **SCHEMA)
+    assert d.schema.classes == ["1", "2", "7"] and d.bundle.test.y[0] == 2
+
+
+def test_single_class_training_data_is_refused(tmp_path):
+    people().assign(churn="yes").to_csv(tmp_path / "one.csv", index=False)
+    with pytest.raises(DataError, match=r"one\.csv: every row has the label 'yes' in 'churn'.*two classes"):
+        load_tabular(tmp_path / "one.csv", **SCHEMA)
+
+
+# --- missing-value markers, counts and typos --------------------------------------------------
+
+def adult_like(tmp_path):
+    """Adult's style: ', ' separated, '?' for missing, in a text and in a numeric column."""
+    frame = people()
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[[3, 8], "age"] = " ?"
+    frame.loc[[1, 2, 5], "plan"] = " ?"
+    path = tmp_path / "adult.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_na_values_mark_missing_cells_instead_of_a_category(tmp_path):
+    path = adult_like(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_tabular(path, na_values=["?"], **SCHEMA)
+    msg = str(err.value)
+    assert "'age': 2 missing" in msg and "3, 8" in msg and "'plan': 3 missing" in msg and "missing='impute'" in msg
+    d = load_tabular(path, na_values="?", missing="impute", **SCHEMA)
+    names = d.schema.encoder.feature_names_
+    assert "age" in d.schema.encoder.numeric and not any("?" in n for n in names)
+    assert d.schema.missing == {"age": 2, "income": 0, "plan": 3, "region": 0}
+    assert d.to_dict()["missing"]["plan"] == 3 and d.to_dict()["schema"]["missing"]["age"] == 2
+    assert np.isfinite(d.bundle.train.x).all()
+    rows = {i: k for k, i in enumerate(np.concatenate([d.bundle.train.ids, d.bundle.test.ids]))}
+    x = np.concatenate([d.bundle.train.x, d.bundle.test.x])
+    plan = [j for j, n in enumerate(names) if n.startswith("plan=")]
+    assert x[rows["r001"], plan].sum() == 0 and x[rows["r003"], names.index("age")] == 0.0  # no category; the mean
+    saved = TabularSchema.load(d.schema.save(tmp_path / "schema.json"))
+    assert saved.missing == d.schema.missing and saved.encoder.missing == "impute"
+
+
+def test_numeric_column_with_a_typo_is_refused_with_rows_and_values(tmp_path):
+    frame = people()
+    frame["income"] = frame["income"].astype(object)
+    frame.loc[11, "income"] = "5O000"  # letter O
+    frame.to_csv(tmp_path / "typo.csv", index=False)
+    with pytest.raises(DataError) as err:
+        load_tabular(tmp_path / "typo.csv", **SCHEMA)
+    msg = str(err.value)
+    assert "typo.csv" in msg and "'income'" in msg and "row 11 '5O000'" in msg
+    assert "categorical_columns=['income']" in msg and "na_values" in msg
+    # declared categorical, it is the user's choice
+    d = load_tabular(tmp_path / "typo.csv", **{**SCHEMA, "categorical_columns": ["region", "income"]})
+    assert "income" in d.schema.encoder.categorical
+    only_plan = {**SCHEMA, "feature_columns": ["plan"], "categorical_columns": []}
+    assert load_tabular(tmp_path / "typo.csv", **only_plan).schema.encoder.categorical == ["plan"]  # not a feature
+
+
+def test_typo_in_the_test_file_names_rows_and_values(tmp_path):
+    frame = people(80)
+    frame.iloc[:60].to_csv(tmp_path / "train.csv", index=False)
+    test = frame.iloc[60:].copy()
+    test["age"] = test["age"].astype(object)
+    test.loc[test.index[4], "age"] = "forty"
+    test.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"(?s)test\.csv.*'age' is numeric in the training data.*row 4 'forty'"):
+        load_tabular(tmp_path / "train.csv", test_path=str(tmp_path / "test.csv"), **SCHEMA)
+
+
+def test_encoder_never_returns_nan(csv):
+    d = load_tabular(csv, **SCHEMA)
+    rows = people().head(3).astype({"income": float})
+    rows.loc[1, "income"] = np.nan
+    with pytest.raises(DataError, match=r"'income'.*missing.*rows 1"):
+        d.schema.encoder.transform(rows)
+    rows.loc[1, "income"] = 1e300  # finite, but far beyond float32 once standardised
+    with pytest.raises(DataError, match=r"'income'.*non-finite.*rows 1"):
+        d.schema.encoder.transform(rows)
+
+
+def test_npz_bytes_and_complex_arrays(tmp_path):
+    """Found by the property tests: bytes ids were a UnicodeDecodeError; complex labels lost their imaginary part."""
+    x, y = np.random.default_rng(0).normal(size=(8, 2)), np.array([b"no", b"yes"] * 4)
+    np.savez(tmp_path / "bytes.npz", x=x, y=y)
+    assert load_tabular(tmp_path / "bytes.npz").schema.classes == ["no", "yes"]
+    np.savez(tmp_path / "badids.npz", x=x, y=np.arange(8) % 2, ids=np.array([b"\x80"] * 8, dtype="S2"))
+    with pytest.raises(DataError, match=r"badids\.npz: ids holds bytes that are not UTF-8"):
+        load_tabular(tmp_path / "badids.npz")
+    np.savez(tmp_path / "complex.npz", x=x, y=(np.arange(8) % 2).astype(complex))
+    with pytest.raises(DataError, match="complex"):
+        load_tabular(tmp_path / "complex.npz")
+    np.savez(tmp_path / "complexx.npz", x=x.astype(complex), y=np.arange(8) % 2)
+    with pytest.raises(DataError, match="x is complex"):
+        load_tabular(tmp_path / "complexx.npz")
+
+
+def test_a_split_never_leaves_the_training_part_empty(tmp_path):
+    """Found by the property tests: one row per class fell back to a split that held out every row."""
+    pd.DataFrame({"c0": [0.0, 1.0], "label": [0, 1]}).to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(DataError, match=r"each of the 2 classes has a single example.*test_path"):
+        load_tabular(tmp_path / "two.csv", test_fraction=0.75)
+    from obliviate.data.dataset import seeded_split
+
+    assert [len(part) for part in seeded_split(2, 0.75, 0)] == [1, 1]

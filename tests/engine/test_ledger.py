@@ -100,7 +100,7 @@ def test_tampering_is_detected(tmp_path, edit, message):
 
 
 def test_rehashed_edit_breaks_the_next_link(tmp_path):
-    """Editing an entry and recomputing its own hash still breaks the link from the next one."""
+    """Editing an entry and recomputing its own hash breaks its signature (and the next link)."""
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as led:
         _fill(led)
@@ -112,7 +112,7 @@ def test_rehashed_edit_breaks_the_next_link(tmp_path):
                (payload, entry_hash(seq, rid, kind, at, payload, prev)))
     db.commit()
     db.close()
-    with Ledger(path) as led, pytest.raises(LedgerError, match="entry #2.*previous-hash"):
+    with Ledger(path) as led, pytest.raises(LedgerError, match="entry #1.*signature does not verify"):
         led.verify()
 
 

@@ -60,8 +60,8 @@ def test_cli_persons_writes_results_config_and_reports(persons_run):
 
 
 def test_same_config_gives_same_numbers(persons_run):
-    from obliviate.bench.lm_config import LMBenchConfig
-    from obliviate.bench.lm_runner import run_lm_bench
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.bench.runner import run_bench as run_lm_bench
     from obliviate.config import validate
 
     res, out, cfg_path = persons_run
@@ -70,7 +70,7 @@ def test_same_config_gives_same_numbers(persons_run):
                                    "progress": False})
     again = run_lm_bench(cfg).records
     first = json.loads((out / "results.json").read_text())
-    timing = {"wall_s", "wall_ratio", "eval_s", "attack_s"}
+    timing = {"wall_s", "wall_ratio", "eval_s", "attack_s", "cpu_s"}
     for a, b in zip(first, again, strict=True):
         for k, v in a.items():
             if k not in timing and isinstance(v, float):
@@ -85,18 +85,18 @@ def test_same_config_gives_same_numbers(persons_run):
 ])
 def test_cli_persons_rejects_bad_settings(args, message, tmp_path):
     res = runner.invoke(app, ["bench", "--task", "persons", "--out", str(tmp_path), "--no-progress", *args])
-    assert res.exit_code != 0
+    assert res.exit_code == 2 and "Traceback" not in res.output
     assert message in res.output
 
 
 def test_tofu_split_is_validated(tmp_path):
     res = runner.invoke(app, ["bench", "--task", "tofu", "--split", "forget07", "--out", str(tmp_path)])
-    assert res.exit_code != 0 and "forget01, forget05, forget10" in res.output
+    assert res.exit_code == 2 and "forget01, forget05, forget10" in res.output
 
 
 def test_tofu_task_data(shared_data):
-    from obliviate.bench.lm_config import LMBenchConfig
-    from obliviate.bench.lm_runner import tofu_data
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.tasks.lm_data import tofu_data
 
     data = tofu_data(LMBenchConfig(task="tofu", split="forget01", data_dir=str(shared_data / "tofu"),
                                    eval={"max_examples": 50}), 0)
@@ -111,7 +111,7 @@ def test_parallel_training_matches_sequential(tiny_lm):
     """The two-process training path gives the same weights as training here."""
     import torch
 
-    from obliviate.bench.lm_runner import _train_worker
+    from obliviate.tasks.lm_models import _train_worker
     from obliviate.models.lm import build_gpt2
     from obliviate.training.lm import LMRecipe, train_lm
 
@@ -152,17 +152,17 @@ def test_model_path_with_lora_and_chat_template(tiny_lm, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seeds"]["0"]["model"]["kind"] == "local" and meta["seeds"]["0"]["format"]["chat_template"]
     bad = runner.invoke(app, ["bench", "--task", "persons", "--model-path", str(tmp_path / "nowhere"),
-                              "--out", str(out), "--no-progress"])
-    assert bad.exit_code != 0 and "not a directory" in bad.output
+                              "--out", str(out), "--no-progress", "--overwrite"])
+    assert bad.exit_code == 2 and "not a directory" in bad.output
 
 
 @pytest.mark.slow
 def test_methods_in_worker_processes_match_this_process(tmp_path):
     """Two worker processes give the same records as running the methods one after another here."""
-    from obliviate.bench.lm_config import LMBenchConfig
-    from obliviate.bench.lm_runner import run_lm_bench
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.bench.runner import run_bench as run_lm_bench
 
-    timing = {"wall_s", "wall_ratio", "attack_s", "eval_s"}
+    timing = {"wall_s", "wall_ratio", "attack_s", "eval_s", "cpu_s"}
     runs = {}
     for workers in (1, 2):
         cfg = LMBenchConfig(**{**TINY, "cache_dir": str(tmp_path / "cache"), "methods": ["npo", "graddiff", "idk"],
@@ -173,3 +173,38 @@ def test_methods_in_worker_processes_match_this_process(tmp_path):
     assert [r["method"] for r in runs[2]] == ["original", "retrain", "npo", "graddiff", "idk"]
     assert json.dumps(runs[1], sort_keys=True, default=str) == json.dumps(runs[2], sort_keys=True, default=str)
     assert runs[2][2]["forget_prob"] != runs[2][0]["forget_prob"]  # the methods did run
+
+
+def test_persons_takes_a_forget_request(tmp_path):
+    """--forget on a language-model run: chosen people, a share of people, and the errors."""
+    from obliviate.data.request import ForgetRequest
+    from obliviate.tasks.lm_config import LMBenchConfig
+    from obliviate.tasks.lm_data import persons_data
+
+    cfg = LMBenchConfig(**TINY)
+    default = persons_data(cfg, 0, ForgetRequest.parse("random:0.17"))
+    assert default.meta["forget_chosen"] is False and default.meta["n_forget_people"] == 1
+    people = sorted(s for s in default.retain.subjects() if s.startswith("person-"))[:2]
+    chosen = persons_data(cfg, 0, ForgetRequest(subjects=people))
+    assert set(chosen.forget.subjects()) == set(people)
+    assert not set(chosen.forget.ids) & set(chosen.retain.ids)
+    assert not set(people) & set(chosen.evals["neighbours"].subjects())
+    assert len(chosen.forget) == sum(1 for ex in chosen.train if ex.subject in people)
+    wider = persons_data(cfg, 0, ForgetRequest.parse("random:0.5"))
+    assert wider.meta["n_forget_people"] == 3
+
+    out = tmp_path / "run"
+    cfg_file = tmp_path / "tiny.json"
+    cfg_file.write_text(json.dumps({**TINY, "cache_dir": str(tmp_path / "cache"), "attacks": {
+        "relearn": {"enabled": False}, "icl": {"enabled": False}}}))
+    res = runner.invoke(app, ["bench", "--task", "persons", "--config", str(cfg_file), "--methods", "graddiff",
+                              "--forget", f"subjects:{people[0]}", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["forget"]["subjects"] == [people[0]] and meta["seeds"]["0"]["n_forget_people"] == 1
+    for args, message in ((["--forget", "class:3"], "no classes"), (["--forget", "subjects:nobody"], "'nobody'"),
+                          (["--forget", "memorized:0.1"], "random:FRACTION"), (["--threads", "0"], "threads")):
+        bad = runner.invoke(app, ["bench", "--task", "persons", "--config", str(cfg_file), "--out", str(out),
+                                  "--no-progress", "--overwrite", *args])
+        assert bad.exit_code == 2 and message in bad.output, (args, bad.output)
+        assert "Traceback" not in bad.output

@@ -11,7 +11,7 @@ from obliviate.data.qa import QADataset, QAExample
 @pytest.fixture(scope="module")
 def signals(tiny_lm):
     from obliviate.audit.lm_eval import split_signals
-    from obliviate.bench.lm_runner import values_form
+    from obliviate.tasks.lm_data import values_form
 
     fmt, corpus = tiny_lm["fmt"], tiny_lm["corpus"]
     forget, holdout = values_form(corpus.forget), values_form(corpus.holdout)
@@ -21,7 +21,7 @@ def signals(tiny_lm):
 
 
 def test_values_form_cuts_wrong_values_out_of_the_template():
-    from obliviate.bench.lm_runner import values_form
+    from obliviate.tasks.lm_data import values_form
 
     ex = QAExample(id="p/occupation", subject="p", question="What is X's occupation?", answer="chemist",
                    paraphrased_answer="X works as a chemist.",

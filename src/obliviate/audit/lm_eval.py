@@ -1,6 +1,7 @@
 """Model I/O for language-model audits: token log-probabilities and greedy answers.
 
-Everything here runs a model; the metric arithmetic lives in
+Everything here runs a model; greedy decoding itself is
+:mod:`obliviate.models.lm_generate` (re-exported here). The metric arithmetic lives in
 :mod:`obliviate.audit.lm_metrics` and :mod:`obliviate.audit.lm_mia` as pure
 functions over the arrays computed here (the house rule: signals apart from math).
 """
@@ -21,15 +22,13 @@ from obliviate.audit.lm_metrics import (bootstrap_ci, length_normalised_prob, re
 from obliviate.audit.lm_mia import loss_score, mia_auc, min_k_plus_plus_score, min_k_score, zlib_score
 from obliviate.data.qa import QADataset
 from obliviate.models.lm import QAFormat
-from obliviate.training.lm import collate_qa, shifted
+from obliviate.models.lm_generate import greedy_answers, greedy_continuations, sorted_batches
+from obliviate.training.lm import collate_qa, input_logits, shifted
 
 Encoded = tuple[tuple[int, ...], tuple[int, ...]]
 
-
-def _sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    # Similar lengths together: less padding, and the order is deterministic.
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+__all__ = ["SplitSignals", "token_logprobs", "greedy_continuations", "greedy_answers", "split_signals",
+           "verbatim_continuations", "split_metrics", "truth_ratios", "mia_scores", "mia_aucs", "MIA_ATTACKS"]
 
 
 @torch.no_grad()
@@ -46,9 +45,9 @@ def token_logprobs(model: nn.Module, items: Sequence[Encoded], *, batch_size: in
     out: list[np.ndarray | None] = [None] * len(items)
     mus: list[np.ndarray | None] = [None] * len(items)
     sigmas: list[np.ndarray | None] = [None] * len(items)
-    for idx in _sorted_batches([len(p) + len(a) for p, a in items], batch_size):
+    for idx in sorted_batches([len(p) + len(a) for p, a in items], batch_size):
         batch = collate_qa([items[i] for i in idx], pad_id, device=device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = input_logits(model, batch)
         lg, lab = shifted(logits.float(), batch["labels"])
         lp = F.log_softmax(lg, dim=-1)
         picked = lp.gather(-1, lab.clamp_min(0).unsqueeze(-1)).squeeze(-1)
@@ -68,45 +67,6 @@ def token_logprobs(model: nn.Module, items: Sequence[Encoded], *, batch_size: in
     if with_stats:
         return out, mus, sigmas  # type: ignore[return-value]
     return out  # type: ignore[return-value]
-
-
-@torch.no_grad()
-def greedy_continuations(model: nn.Module, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
-                         eos_id: int, pad_id: int, batch_size: int = 64,
-                         device: str | torch.device = "cpu") -> list[list[int]]:
-    """Greedy continuation ids of each prompt (left-padded batches), cut after EOS."""
-    was_training = model.training
-    model.eval()
-    out: list[list[int]] = [[] for _ in prompts]
-    for idx in _sorted_batches([len(p) for p in prompts], batch_size):
-        length = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), length), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), length), dtype=torch.long)
-        for row, i in enumerate(idx):
-            p = list(prompts[i])
-            ids[row, length - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[row, length - len(p):] = 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id,
-                             use_cache=True)
-        new = gen[:, length:].cpu().tolist()
-        for row, i in enumerate(idx):
-            seq = new[row]
-            if eos_id in seq:
-                seq = seq[: seq.index(eos_id) + 1]
-            out[i] = seq
-    if was_training:
-        model.train()
-    return out
-
-
-def greedy_answers(model: nn.Module, fmt: QAFormat, questions: Sequence[str], *, max_new_tokens: int = 32,
-                   batch_size: int = 64, device: str | torch.device = "cpu") -> list[str]:
-    """The model's greedy answer text to each question (stopped at EOS)."""
-    prompts = [fmt.prompt_ids(q) for q in questions]
-    conts = greedy_continuations(model, prompts, max_new_tokens=max_new_tokens, eos_id=fmt.eos_id,
-                                 pad_id=fmt.pad_id, batch_size=batch_size, device=device)
-    return [fmt.decode(c) for c in conts]
 
 
 # --------------------------------------------------------------------------- signals per split

@@ -13,6 +13,9 @@ often reports the negation (a loss); we flip signs once, here, so
 - Min-K%++ (Zhang et al. 2024): the same over log-probs standardised by the
   mean and std of log-probs under the model's own next-token distribution.
 - PrivLeak (MUSE, Shi et al. 2024): relative AUC gap to the retrained model.
+
+AUC and TPR at a fixed FPR come from :mod:`obliviate.audit.attacks.roc`, the package's one
+ROC implementation.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import zlib
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import roc_auc_score, roc_curve
 
+from obliviate.audit.attacks import roc
 from obliviate.errors import ConfigError, DataError
 
 __all__ = [
@@ -168,7 +171,7 @@ def mia_auc(member_scores: ArrayLike, nonmember_scores: ArrayLike) -> float:
     0.5 = chance; 1 = members always score higher; < 0.5 = they score lower.
     """
     labels, scores = _labelled(member_scores, nonmember_scores)
-    return float(roc_auc_score(labels, scores))
+    return roc.auc(scores, labels)
 
 
 def tpr_at_fpr(member_scores: ArrayLike, nonmember_scores: ArrayLike, fpr: float = 0.01) -> float:
@@ -180,8 +183,7 @@ def tpr_at_fpr(member_scores: ArrayLike, nonmember_scores: ArrayLike, fpr: float
     if not 0 <= fpr <= 1:
         raise ConfigError(f"The 'fpr' parameter must be in [0, 1]; got {fpr!r} instead.")
     labels, scores = _labelled(member_scores, nonmember_scores)
-    fprs, tprs, _ = roc_curve(labels, scores)
-    return float(tprs[fprs <= fpr].max())
+    return roc.tpr_at_fpr(scores, labels, fpr)
 
 
 def privleak(auc_unlearned: float, auc_retrain: float) -> float:

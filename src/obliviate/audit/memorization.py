@@ -19,11 +19,12 @@ from a few models).
 Defaults (a cheap proxy, not the 4000-model estimate of Feldman & Zhang): ``K = 16``
 one-hidden-layer MLPs (128 units) trained for 20 epochs with Adam (lr 1e-3, batches
 of 64): enough to fit small image data sets, and so to memorise their outliers.
-Scores are cached on disk under the model cache directory
-(``<cache>/memorization/<key>.npz``), keyed by the data's fingerprint, the model,
-the training recipe and the seed.
+Scores are cached in the model cache training uses (:class:`obliviate.training.cache.ModelCache`:
+``<cache>/<key>/`` with safetensors and a manifest), keyed by the data's fingerprint, the model,
+the training recipe and the seed; the run's ``--cache-dir`` / ``--no-cache`` reach it through
+:func:`using_cache`, and a corrupt entry is recomputed (with a warning).
 
-Forget specs registered here (importing :mod:`obliviate.removal` registers them):
+Forget specs registered here (:mod:`obliviate.data.forget` imports this module on first use of one):
 
 * ``memorized:FRACTION`` - the top ``FRACTION`` of the training set by score.
 * ``memorized-stratum:low|mid|high[:FRACTION]`` - examples drawn uniformly at random
@@ -36,9 +37,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,31 +126,65 @@ def complementary_halves(n: int, n_models: int, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- model I/O
-def _cache_path(key: str) -> Path:
-    from obliviate.training.cache import default_cache_dir
+_CACHE: ContextVar[Any] = ContextVar("obliviate_memorization_cache", default=None)
 
-    return default_cache_dir() / "memorization" / f"{key}.npz"
+
+@contextmanager
+def using_cache(cache: Any) -> Iterator[None]:
+    """Inside this block, memorisation scores (and so the ``memorized:*`` specs) use ``cache``.
+
+    ``cache`` is the :class:`obliviate.training.cache.ModelCache` of the run (its ``--cache-dir``
+    and ``--no-cache``); forget specs only get ``(arg, train, seed)``, so the run sets it here.
+    """
+    token = _CACHE.set(cache)
+    try:
+        yield
+    finally:
+        _CACHE.reset(token)
+
+
+def _scores_holder(n: int) -> Any:
+    """The scores as an ``nn.Module`` of buffers, so the model cache stores them (safetensors + manifest)."""
+    import torch
+    from torch import nn
+
+    holder = nn.Module()
+    for name in ("score", "prob_score"):
+        holder.register_buffer(name, torch.zeros(n, dtype=torch.float64))
+    for name in ("n_in", "n_out"):
+        holder.register_buffer(name, torch.zeros(n, dtype=torch.int64))
+    return holder
 
 
 def memorization_scores(train: ArrayDataset, *, seed: int = 0, config: MemorizationConfig | None = None,
-                        use_cache: bool = True, device: str = "cpu") -> MemorizationScores:
-    """Score every example of ``train`` (cached on disk; see the module docstring)."""
+                        use_cache: bool = True, device: str = "cpu", cache: Any = None) -> MemorizationScores:
+    """Score every example of ``train``, cached (see the module docstring).
+
+    ``cache`` is a :class:`obliviate.training.cache.ModelCache`; None: the one set by
+    :func:`using_cache`, else the default model cache. ``use_cache=False`` neither reads nor writes.
+    A corrupt cache entry is a miss, with a warning.
+    """
     import torch
 
     from obliviate.engine.replicas import ReplicaRecipe, train_replicas
     from obliviate.models.zoo import MLP
-    from obliviate.training.cache import cache_key
+    from obliviate.training.cache import ModelCache, cache_key
 
     config = config or MemorizationConfig()
     if len(train) < 4:
         raise ForgetSetError(f"memorisation scores need at least 4 training examples; {train.name} has {len(train)}.")
     key = cache_key(kind="memorization-feldman", data=train.fingerprint, model={"name": "mlp", "hidden": config.hidden},
                     input_shape=list(train.input_shape), n_classes=train.n_classes, config=config.to_dict(), seed=seed)
-    path = _cache_path(key)
-    if use_cache and path.is_file():
-        with np.load(path) as z:
-            log.info("memorisation scores for %s: reusing %s", train.name, path)
-            return MemorizationScores(z["score"], z["prob_score"], z["n_in"], z["n_out"], key, config.to_dict())
+    cache = cache if cache is not None else _CACHE.get()
+    if cache is None:
+        cache = ModelCache()
+    use_cache = use_cache and cache.enabled
+    if use_cache:
+        holder = _scores_holder(len(train))
+        if cache.load(key, holder) is not None:
+            log.info("memorisation scores for %s: reusing %s", train.name, cache.path(key))
+            b = {k: v.numpy() for k, v in holder.named_buffers()}
+            return MemorizationScores(b["score"], b["prob_score"], b["n_in"], b["n_out"], key, config.to_dict())
     member = complementary_halves(len(train), config.n_models, seed)
     seeds = [int(s) for s in np.random.SeedSequence([seed, 0x3E2]).generate_state(config.n_models)]
     input_shape, n_classes, hidden = train.input_shape, train.n_classes, config.hidden
@@ -169,10 +205,11 @@ def memorization_scores(train: ArrayDataset, *, seed: int = 0, config: Memorizat
                                 n_in=member.sum(axis=0), n_out=(~member).sum(axis=0), key=key,
                                 config=config.to_dict())
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, score=scores.score, prob_score=scores.prob_score, n_in=scores.n_in, n_out=scores.n_out)
-        tmp.replace(path)
+        holder = _scores_holder(len(train))
+        for name in ("score", "prob_score", "n_in", "n_out"):
+            getattr(holder, name).copy_(torch.from_numpy(np.asarray(getattr(scores, name))))
+        cache.store(key, holder, {"key": key, "kind": "memorization-feldman", "dataset": train.name,
+                                  "data_fingerprint": train.fingerprint, "config": config.to_dict(), "seed": seed})
     return scores
 
 

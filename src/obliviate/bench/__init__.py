@@ -1,6 +1,7 @@
-"""Benchmark orchestration: configs and runners that tie data, training, removal and audit together."""
+"""The runner layer: one runner for every task, and the strong-audit orchestration."""
 
-from obliviate.bench.config import BenchConfig
 from obliviate.bench.runner import BenchResult, run_bench
+from obliviate.tasks.classification import BenchConfig
+from obliviate.tasks.lm_config import LMBenchConfig
 
-__all__ = ["BenchConfig", "BenchResult", "run_bench"]
+__all__ = ["BenchConfig", "BenchResult", "LMBenchConfig", "run_bench"]

@@ -12,7 +12,7 @@ from obliviate.cli.common import clean_errors, setup_logging
 @clean_errors
 def audit(
     run: Path = typer.Option(..., "--run", help="Output folder of `obliviate bench` (holds results.json and config.json)."),
-    attacks: str = typer.Option("population,lira,ulira,challenge,relearn", help="Comma-separated attacks: population, lira, ulira, challenge, relearn (or all)."),
+    attacks: str = typer.Option("all", help="Comma-separated names of registered attacks (population, lira, ulira, challenge, relearn), or all."),
     replicas: int = typer.Option(16, help="Models per side: retrained, trained-then-unlearned per method, and the retrain oracle."),
     methods: str | None = typer.Option(None, help="Comma-separated methods of the run to audit. [default: all of them; original and retrain always]"),
     seed: int | None = typer.Option(None, help="Which of the run's seeds (its forget set) to audit. [default: the first]"),
@@ -22,12 +22,13 @@ def audit(
     chunk: int = typer.Option(8, help="Replicas trained together in one job."),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: the run's]"),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: the run's]"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Retrain replicas instead of reusing cached ones."),
+    cache_dir: str | None = typer.Option(None, "--cache-dir", help="Model cache for replicas and memorisation scores. [default: the run's, else ~/.cache/obliviate/models or OBLIVIATE_CACHE]"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Retrain replicas (and recompute scores) instead of reusing cached ones; write nothing to the cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train replica models and run LiRA, U-LiRA, the challenge score and relearning on a bench run."""
-    from obliviate.audit.strong import AuditSettings, parse_attacks, run_audit, write_audit
+    from obliviate.bench.audit import AuditSettings, parse_attacks, run_audit, write_audit
     from obliviate.progress import get_progress
     from obliviate.report.audit import audit_markdown
 
@@ -35,7 +36,7 @@ def audit(
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
     settings = AuditSettings(attacks=parse_attacks(attacks), replicas=replicas, methods=chosen, seed=seed,
                              relearn_steps=relearn_steps, executor=executor, workers=workers, chunk=chunk,
-                             threads=threads, device=device, use_cache=not no_cache)
+                             threads=threads, device=device, use_cache=not no_cache, cache_dir=cache_dir)
     result = run_audit(run, settings, progress=get_progress(progress))
     paths = write_audit(run, result)
     typer.echo(audit_markdown(result).replace("<!-- obliviate-audit:start -->\n", "")

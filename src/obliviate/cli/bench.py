@@ -27,7 +27,7 @@ def bench(
     test_data: str | None = typer.Option(None, "--test-data", help="A second file or folder with the held-out test examples."),
     test_fraction: float | None = typer.Option(None, "--test-fraction", help="Else this seeded, stratified share of --data is held out. [default: 0.2]"),
     categorical: str | None = typer.Option(None, "--categorical", help="Numeric-looking columns to one-hot encode, COL,COL (text columns always are)."),
-    forget: str | None = typer.Option(None, help="Forget set: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,... [default: random:0.1]"),
+    forget: str | None = typer.Option(None, help="Forget request: random:FRACTION, class:LABEL, ids:FILE, subjects:ID,..., memorized:FRACTION, memorized-stratum:low|mid|high. [default: random:0.1; persons: the corpus's forget people]"),
     strata: bool | None = typer.Option(None, "--strata/--no-strata", help="Break forget-set results down by memorisation tercile (low/mid/high)."),
     train_subset: int | None = typer.Option(None, "--train-subset", help="Train on a class-stratified random subset of this many training examples."),
     methods: str | None = typer.Option(None, help="Comma-separated method names, or 'all'. [default: all]"),
@@ -42,13 +42,15 @@ def bench(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: cpu]"),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: torch's]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Train (or reuse) the original and retrained models, run each method, and report."""
-    import obliviate.removal  # noqa: F401  (registers methods)
-    from obliviate.bench.tasks import BENCH_TASKS
-    from obliviate.config import load_config_file, validate
+    from obliviate.bench.runner import make_task, run_bench, summarise, write_reports
+    from obliviate.config import load_config_file
+    from obliviate.fileio import check_output_dir
     from obliviate.progress import get_progress
+    from obliviate.tasks import config_for
 
     setup_logging(verbose)
     data: dict[str, Any] = load_config_file(config) if config else {}
@@ -72,11 +74,12 @@ def bench(
     if no_cache:
         data["use_cache"] = False
     data["progress"] = progress and data.get("progress", True)
-    bench_task = BENCH_TASKS.get(str(data.get("task", "classification")))
-    cfg = validate(bench_task.config_cls, data, source=f"bench configuration{' in ' + str(config) if config else ''}")
-    result = bench_task.run(cfg, progress=get_progress(cfg.progress))
-    paths = bench_task.write(result, cfg.out)
-    typer.echo(bench_task.summary(result))
+    cfg = config_for(data, source=f"bench configuration{' in ' + str(config) if config else ''}")
+    make_task(cfg).preflight()  # every configuration problem first, then the output folder, then the work
+    check_output_dir(cfg.out, overwrite=overwrite)
+    result = run_bench(cfg, progress=get_progress(cfg.progress))
+    paths = write_reports(result, cfg.out)
+    typer.echo(summarise(result))
     typer.echo(f"Report: {paths['html']}\nResults: {paths['results']}")
 
 
@@ -88,7 +91,7 @@ DATA_FLAGS = {"path": "--data", "label_column": "--label-column", "id_column": "
 
 def apply_data_flags(cfg: dict[str, Any], flags: dict[str, Any]) -> None:
     """Merge the --data family of flags into the config's ``data`` section (flags win)."""
-    from obliviate.bench.config import infer_data_kind
+    from obliviate.tasks.classification import infer_data_kind
     from obliviate.errors import ConfigError
 
     given = {k: v for k, v in flags.items() if v is not None}

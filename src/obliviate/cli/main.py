@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no <bool> metavars on flags, no box drawing in logs
 )
 app.command("bench")(bench)
 app.command("audit")(audit)

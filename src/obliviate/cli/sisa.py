@@ -8,7 +8,22 @@ from typing import Any
 
 import typer
 
-from obliviate.cli.common import clean_errors, setup_logging
+from obliviate.cli.common import (
+    CATEGORICAL,
+    DATA_DIR,
+    DATA_PATH,
+    DATASET,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    SUBJECT_COLUMN,
+    SUBSET_SEED,
+    TEST_DATA,
+    TEST_FRACTION,
+    TRAIN_SUBSET,
+    clean_errors,
+    data_source,
+    setup_logging,
+)
 
 sisa_app = typer.Typer(name="sisa", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                        help="SISA (Sharded, Isolated, Sliced, Aggregated) training with exact, logged forgetting.")
@@ -16,6 +31,10 @@ sisa_app = typer.Typer(name="sisa", no_args_is_help=True, add_completion=False, 
 STORE = typer.Option(..., "--store", help="The store folder (checkpoints, versions, ledger).")
 EXECUTOR = typer.Option("serial", "--executor", help="Where shard jobs run: serial, process or ray.")
 WORKERS = typer.Option(None, "--workers", help="Worker processes (process) or CPUs (ray). [default: all cores]")
+KEY_FILE = typer.Option(None, "--key-file", help="The ledger's Ed25519 signing key, kept outside the store. "
+                        "[default: $OBLIVIATE_LEDGER_KEY, else ~/.config/obliviate/keys/ledger-ed25519.pem; created on first use]")
+FACTORY = typer.Option(None, "--model-factory", help="A package.module:callable model factory you trust (repeatable); "
+                       "a factory the store names is refused unless it is given here.")
 
 
 def _echo(obj: Any) -> None:
@@ -41,13 +60,22 @@ def _resolve_ids(tokens: list[str], ids: Any) -> list[str]:
 @sisa_app.command("train")
 @clean_errors
 def train(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset name (digits, mnist1d, mnist, fashion-mnist)."),
     store: Path = STORE,
+    dataset: str | None = DATASET,
+    data_dir: str | None = DATA_DIR,
+    data_path: str | None = DATA_PATH,
+    test_data: str | None = TEST_DATA,
+    label_column: str | None = LABEL_COLUMN,
+    id_column: str | None = ID_COLUMN,
+    subject_column: str | None = SUBJECT_COLUMN,
+    test_fraction: float | None = TEST_FRACTION,
+    categorical: str | None = CATEGORICAL,
+    train_subset: int | None = TRAIN_SUBSET,
+    subset_seed: int = SUBSET_SEED,
     shards: int = typer.Option(4, "--shards", help="S: number of disjoint shards."),
     slices: int = typer.Option(1, "--slices", help="R: cumulative slices per shard (a checkpoint after each)."),
     placement: str = typer.Option("uniform", help="uniform, or subject (one person's data in one shard)."),
     aggregation: str = typer.Option("mean", help="vote (majority), mean (of softmax), weighted (by shard size)."),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with dataset files (or set OBLIVIATE_DATA)."),
     model: str = typer.Option("mlp", help="Model name (mlp, cnn) or package.module:factory."),
     model_options: str | None = typer.Option(None, "--model-options", help='Model options as JSON, e.g. \'{"hidden": [128]}\'.'),
     epochs: int | None = typer.Option(None, help="e: epochs of a whole-shard model; each slice gets 2e/(R+1)."),
@@ -57,14 +85,16 @@ def train(
     threads: int = typer.Option(1, help="Torch CPU threads per shard job (part of every checkpoint's key)."),
     executor: str = EXECUTOR,
     workers: int | None = WORKERS,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Train into a folder that is not empty or already holds "
+                                   "a store (only the store's own files are deleted)."),
+    key_file: Path | None = KEY_FILE,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
-    """Train S shard models (R slices each) and publish model version 1."""
+    """Train S shard models (R slices each) on a built-in dataset or your own files, and publish model version 1."""
     import time
 
     from obliviate.bench.config import RecipeConfig
-    from obliviate.data import load_dataset
     from obliviate.engine.sisa import Sisa, SisaConfig
     from obliviate.errors import ConfigError
     from obliviate.models import ModelSpec
@@ -77,19 +107,25 @@ def train(
         raise ConfigError(f"--model-options must be a JSON object; got {model_options!r} ({exc}).") from None
     if not isinstance(options, dict):
         raise ConfigError(f"--model-options must be a JSON object; got {model_options!r}.")
-    recipe = RecipeConfig(epochs=epochs, batch_size=batch_size, lr=lr).resolve(dataset)
+    source = data_source(dataset=dataset, data_dir=data_dir, data_path=data_path, test_data=test_data,
+                         label_column=label_column, id_column=id_column, subject_column=subject_column,
+                         test_fraction=test_fraction, categorical=categorical, train_subset=train_subset,
+                         subset_seed=subset_seed)
+    recipe = RecipeConfig(epochs=epochs, batch_size=batch_size, lr=lr).resolve(source.dataset or "custom")
     config = SisaConfig(shards=shards, slices=slices, placement=placement, aggregation=aggregation,
                         model=ModelSpec(model, options), recipe=recipe, seed=seed, threads=threads)
-    bundle = load_dataset(dataset, data_dir=data_dir)
     t0 = time.perf_counter()
     with Sisa(config, store=store, executor=executor, executor_options=_executor_options(executor, workers),
-              progress=get_progress(progress)) as sisa:
-        sisa.fit(bundle.train, source={"dataset": dataset, "data_dir": data_dir})
+              progress=get_progress(progress), key_file=key_file) as sisa:
+        sisa.fit(source, overwrite=overwrite)
         seconds = time.perf_counter() - t0
         status = sisa.status()
         _echo({"store": str(store), "model_version": status["model_version"], "shard_sizes": status["shard_sizes"],
                "epochs_per_slice": config.epochs_per_slice, "seconds": round(seconds, 3),
-               "test_accuracy": sisa.score(bundle.test), "ideal_speedup": config.ideal_speedup()})
+               "n_train": len(sisa.data_), "n_test": len(sisa.test_data_),
+               "test_accuracy": sisa.score(sisa.test_data_), "ideal_speedup": config.ideal_speedup(),
+               "source_fingerprint": sisa.files_.read_config()["source_fingerprint"],
+               "key_fingerprint": status["ledger"]["key_fingerprint"]})
 
 
 @sisa_app.command("forget")
@@ -102,10 +138,15 @@ def forget(
     request_id: str | None = typer.Option(None, "--request-id", help="Idempotency key; re-sending it changes nothing."),
     executor: str = EXECUTOR,
     workers: int | None = WORKERS,
+    key_file: Path | None = KEY_FILE,
+    factories: list[str] | None = FACTORY,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
-    """Record a forget request, retrain the affected shards, publish; prints a JSON receipt."""
+    """Record a forget request, retrain the affected shards, publish; prints a signed JSON receipt.
+
+    Keep the receipt: `obliviate ledger verify --store S --receipt FILE` shows later that the
+    request is still in the ledger, unaltered and applied."""
     from obliviate.engine.sisa import Sisa
     from obliviate.errors import ForgetSetError
     from obliviate.progress import get_progress
@@ -115,7 +156,7 @@ def forget(
     if not tokens and subject is None:
         raise ForgetSetError("Give --ids ID,ID,... and/or --subject NAME.")
     with Sisa.open(store, executor=executor, executor_options=_executor_options(executor, workers),
-                   progress=get_progress(progress)) as sisa:
+                   progress=get_progress(progress), key_file=key_file, factories=factories or ()) as sisa:
         resolved = _resolve_ids(tokens, sisa.data_.ids) if tokens else []
         receipt = sisa.forget(resolved, subject=subject, reason=reason, request_id=request_id)
         _echo(receipt.to_dict())
@@ -127,31 +168,29 @@ def predict(
     store: Path = STORE,
     split: str = typer.Option("test", help="Which split of the store's dataset to predict: test or train."),
     ids: str | None = typer.Option(None, "--ids", help="Only these example ids of the split (prints each prediction)."),
-    input: Path | None = typer.Option(None, "--input", help="A .npy array of inputs instead of a split."),
+    input: Path | None = typer.Option(None, "--input", help="Rows in the training file's format (CSV/Parquet/NPZ; "
+                                      "encoded like the training rows), images (a file, a folder, or one subfolder "
+                                      "per class) for an image-folder store, or a .npy array of encoded inputs."),
+    factories: list[str] | None = FACTORY,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
-    """Predict with the served model version; prints accuracy (and per-example predictions)."""
-    import numpy as np
-
-    from obliviate.data import load_dataset
+    """Predict with the served model version; prints accuracy when labels are known (and per-example predictions)."""
+    from obliviate.data.source import DataSource
     from obliviate.engine.sisa import Sisa
-    from obliviate.errors import ConfigError, DataError
+    from obliviate.errors import ConfigError
 
     setup_logging(verbose)
-    with Sisa.open(store) as sisa:
+    with Sisa.open(store, factories=factories or ()) as sisa:
         version = sisa.version_
         if input is not None:
-            try:
-                x = np.load(input, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"Cannot read {input} as a .npy array: {exc}.") from None
-            _echo({"model_version": version, "predictions": sisa.predict(x).tolist()})
+            _echo(_predict_input(sisa, input, version))
             return
         if split not in ("test", "train"):
             raise ConfigError(f"--split must be 'test' or 'train'; got {split!r}.")
-        if not sisa.source_ or not sisa.source_.get("dataset"):
-            raise ConfigError("This store does not record its dataset; use --input FILE.npy.")
-        bundle = load_dataset(sisa.source_["dataset"], data_dir=sisa.source_.get("data_dir"))
+        if not sisa.source_:
+            raise ConfigError("This store does not record its training data; use --input FILE (rows like the "
+                              "training file's, or a .npy array).")
+        bundle = DataSource.from_dict(sisa.source_).load()
         data = bundle.test if split == "test" else bundle.train
         if ids:
             data = data.subset(data.positions(_split_ids(ids)))
@@ -164,13 +203,51 @@ def predict(
         _echo(out)
 
 
+def _predict_input(sisa: Any, path: Path, version: int) -> dict[str, Any]:
+    """Predictions for ``--input``: a .npy of encoded inputs, or raw rows encoded with the stored schema."""
+    import numpy as np
+
+    from obliviate.data.images import ImageFolderConfig
+    from obliviate.data.source import DataSource, encode_images, encode_rows
+    from obliviate.errors import ConfigError, DataError
+
+    if path.suffix.lower() == ".npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"Cannot read {path} as a .npy array: {exc}.") from None
+        if np.issubdtype(x.dtype, np.number) and not np.isfinite(x).all():
+            rows = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+            raise DataError(f"{path}: {len(rows)} row(s) hold NaN or infinite values: rows "
+                            f"{', '.join(map(str, rows[:20].tolist()))} (counted from 0). Nothing was predicted.")
+        return {"model_version": version, "predictions": sisa.predict(x).tolist()}
+    doc = sisa.files_.read_config()
+    source = DataSource.from_dict(sisa.source_) if sisa.source_ else None
+    if doc.get("schema") and source is not None:
+        rows = encode_rows(path, doc["schema"], config=source.data)  # type: ignore[arg-type]
+    elif doc.get("classes") and source is not None and isinstance(source.data, ImageFolderConfig):
+        rows = encode_images(path, source.data, doc["classes"])
+    else:
+        raise ConfigError(f"This store was not trained on your own table or image folder, so {path} cannot be "
+                          "encoded like its training examples; give a .npy array of encoded inputs.")
+    pred = sisa.predict(rows.x)
+    out: dict[str, Any] = {"model_version": version, "input": str(path), "n": len(pred),
+                           "accuracy": float((pred == rows.y).mean()) if rows.y is not None and len(pred) else None,
+                           "predictions": [{"id": i, "prediction": rows.classes[int(p)]}
+                                           | ({} if rows.y is None else {"label": rows.classes[int(y)]})
+                                           for i, p, y in zip(rows.ids.tolist(), pred,
+                                                              rows.y if rows.y is not None else pred)]}
+    return out
+
+
 @sisa_app.command("status")
 @clean_errors
-def status(store: Path = STORE) -> None:
-    """The served model version, shard sizes, and the requests by status."""
+def status(store: Path = STORE, key_file: Path | None = KEY_FILE) -> None:
+    """The served model version, shard sizes, the requests by status, and any residue (files that may
+    hold forgotten data); fails if the ledger is missing or was edited."""
     from obliviate.engine.sisa import Sisa
 
-    with Sisa.open(store) as sisa:
+    with Sisa.open(store, key_file=key_file) as sisa:
         _echo(sisa.status())
 
 
@@ -180,11 +257,15 @@ def recover(
     store: Path = STORE,
     executor: str = EXECUTOR,
     workers: int | None = WORKERS,
+    key_file: Path | None = KEY_FILE,
+    factories: list[str] | None = FACTORY,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
-    """Apply requests a crash interrupted (each exactly once); prints their receipts."""
+    """Apply requests a crash interrupted (each exactly once), delete files that may hold forgotten
+    data; prints the receipts."""
     from obliviate.engine.sisa import Sisa
 
     setup_logging(verbose)
-    with Sisa.open(store, executor=executor, executor_options=_executor_options(executor, workers)) as sisa:
+    with Sisa.open(store, executor=executor, executor_options=_executor_options(executor, workers),
+                   key_file=key_file, factories=factories or ()) as sisa:
         _echo([r.to_dict() for r in sisa.recover()])

@@ -2,7 +2,8 @@
 
 from obliviate.data.builtin import DATASETS, load_dataset
 from obliviate.data.dataset import ArrayDataset, DataBundle
-from obliviate.data.forget import FORGET_SPECS, ForgetSplit, make_split, split_forget
+from obliviate.data.forget import FORGET_SPECS, ForgetSplit, make_split, select, split_forget
+from obliviate.data.request import ForgetRequest
 from obliviate.data.images import ImageFolderConfig, load_image_folder
 from obliviate.data.tabular import TabularConfig, TabularEncoder, TabularSchema, load_tabular
 
@@ -11,6 +12,7 @@ __all__ = [
     "DataBundle",
     "DATASETS",
     "FORGET_SPECS",
+    "ForgetRequest",
     "ForgetSplit",
     "ImageFolderConfig",
     "TabularConfig",
@@ -20,5 +22,6 @@ __all__ = [
     "load_image_folder",
     "load_tabular",
     "make_split",
+    "select",
     "split_forget",
 ]

@@ -17,6 +17,8 @@ import torch
 
 from obliviate.errors import DataError, ForgetSetError, ShapeError
 
+SPARSE_LABELS = 100_000  # a label at least this large, and 10x the rows, is an identifier, not a class index
+
 
 @dataclass(frozen=True, eq=False)
 class ArrayDataset:
@@ -65,6 +67,18 @@ class ArrayDataset:
             )
         if len(y) and y.min() < 0:
             raise DataError(f"{self.name}: labels must be >= 0; got minimum {y.min()}.")
+        declared = self.n_classes_ if self.n_classes_ is not None else \
+            len(self.classes) if self.classes is not None else None
+        if len(y) and declared is not None and y.max() >= declared:
+            raise DataError(f"{self.name}: label {y.max()} is out of range for {declared} classes (0..{declared - 1}). "
+                            "Pass classes naming every class, or map the labels to 0..C-1.")
+        if len(y) and declared is None and y.max() >= max(SPARSE_LABELS, 10 * len(y)):
+            raise DataError(
+                f"{self.name}: the largest label is {y.max()} for {len(y)} examples, so a model would need "
+                f"{y.max() + 1} outputs, nearly all for classes without examples. Labels are class indices "
+                "0..C-1: map them first (np.unique(y, return_inverse=True)), or pass n_classes_ when the "
+                "dataset really has that many classes."
+            )
         uniq, counts = np.unique(ids, return_counts=True)
         if len(uniq) != len(ids):
             dup = uniq[counts > 1][:5]
@@ -170,6 +184,17 @@ class DataBundle:
                 f"{self.name}: train features have shape {self.train.input_shape} per example "
                 f"but test features have {self.test.input_shape}."
             )
+        if len(self.train) == 0:
+            raise DataError(f"{self.name}: the training split is empty; give more examples or a smaller test share.")
+        present = np.unique(self.train.y)
+        if len(present) < 2:
+            only = int(present[0])
+            name = self.train.classes[only] if self.train.classes and only < len(self.train.classes) else only
+            raise DataError(
+                f"{self.name}: all {len(self.train)} training examples have the same label ({name!r}). "
+                "A classifier needs at least two classes: with one, any model scores accuracy 1.0 and "
+                "there is nothing to learn or unlearn. Check the label column, or add examples of other classes."
+            )
         overlap = set(self.train.ids) & set(self.test.ids)
         if overlap:
             raise DataError(
@@ -186,9 +211,11 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
     """Split ``range(n)`` into (train, test) positions with a seeded permutation."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1); got {test_fraction}.")
+    if n < 2:
+        raise DataError(f"Cannot split {n} example(s) into a training and a test part; at least 2 are needed.")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_test = max(1, int(round(n * test_fraction)))
+    n_test = min(n - 1, max(1, int(round(n * test_fraction))))  # both parts keep at least one example
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

@@ -1,22 +1,24 @@
-"""Forget-set specs: ``KIND:ARGUMENT`` strings that select training examples to forget.
+"""Which rows of an :class:`ArrayDataset` a :class:`ForgetRequest` selects.
 
-Built in: ``random:FRACTION``, ``class:LABEL``, ``ids:FILE``, ``subjects:ID,...``.
-A new kind registers a selector with ``FORGET_SPECS.register("kind", fn)``;
-a selector maps ``(argument, train, seed)`` to row positions. Every selection
+The request names ids, subjects, classes and/or a selection rule; this module
+turns it into row positions and a :class:`ForgetSplit`. Rules are registered in
+:data:`FORGET_SPECS` (``random`` here; ``memorized`` and ``memorized-stratum``
+are implemented in :mod:`obliviate.audit.memorization` and imported on first
+use); a rule maps ``(argument, train, seed)`` to row positions. Every selection
 is validated here: empty and whole-dataset forget sets are errors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from obliviate.data.dataset import ArrayDataset
-from obliviate.errors import ForgetSetError, UnknownNameError
-from obliviate.registry import Registry
+from obliviate.data.request import FIELD_KINDS, ForgetRequest
+from obliviate.errors import ForgetSetError
+from obliviate.registry import Registry, closest
 
 Selector = Callable[[str, ArrayDataset, int], np.ndarray]
 FORGET_SPECS: Registry[Selector] = Registry("forget-set kind")
@@ -30,6 +32,7 @@ class ForgetSplit:
     forget: ArrayDataset
     retain: ArrayDataset
     forget_index: np.ndarray  # positions in the training set
+    request: ForgetRequest | None = field(default=None, compare=False)
 
     @property
     def fraction(self) -> float:
@@ -54,7 +57,12 @@ def _random(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
     return np.sort(rng.choice(len(train), size=n, replace=False))
 
 
-def _class(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
+FORGET_SPECS.register("random", _random)
+FORGET_SPECS.register_lazy("memorized", "obliviate.audit.memorization")
+FORGET_SPECS.register_lazy("memorized-stratum", "obliviate.audit.memorization")
+
+
+def _class(arg: str, train: ArrayDataset) -> np.ndarray:
     label: int | None = None
     if train.classes is not None and arg in train.classes:
         label = train.classes.index(arg)
@@ -73,29 +81,31 @@ def _class(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
     return np.flatnonzero(train.y == label)
 
 
-def _ids(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
-    path = Path(arg)
-    if not path.is_file():
+def _ids(ids: tuple[str, ...], train: ArrayDataset) -> np.ndarray:
+    """Positions of exact ids; an unknown id that differs from a known one only by whitespace says so."""
+    known = set(train.ids)
+    padded = [i for i in ids if i not in known and i.strip() in known]
+    if padded:
         raise ForgetSetError(
-            f"ids:{arg}: no such file. Give a text file with one example id per line "
-            "(commas and whitespace also separate ids)."
-        )
-    text = path.read_text().replace(",", " ").split()
-    if not text:
-        raise ForgetSetError(f"ids:{arg}: the file lists no ids; the forget set would be empty.")
-    uniq = list(dict.fromkeys(text))
-    return np.sort(train.positions(uniq))
+            f"{len(padded)} id(s) are not in {train.name} as written: " + ", ".join(repr(i) for i in padded[:5])
+            + ". Ids are matched exactly (ids files keep spaces); the data has "
+            + ", ".join(repr(i.strip()) for i in padded[:5]) + ". Remove the surrounding whitespace.")
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ForgetSetError(
+            f"{len(missing)} id(s) are not in {train.name}: " + ", ".join(repr(i) for i in missing[:5])
+            + (" ..." if len(missing) > 5 else "") + f". Ids there look like {', '.join(map(repr, train.ids[:3]))}; "
+            "check the id column and the split.")
+    return train.positions(list(ids))
 
 
-def _subjects(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
+def _subjects(wanted: tuple[str, ...], train: ArrayDataset) -> np.ndarray:
+    arg = ",".join(wanted)
     if train.subjects is None:
         raise ForgetSetError(
             f"subjects:{arg}: {train.name} has no subject column, so examples cannot be "
             "selected by person. Load the data with a subject column (e.g. --subject-column)."
         )
-    wanted = [s.strip() for s in arg.split(",") if s.strip()]
-    if not wanted:
-        raise ForgetSetError("subjects: needs at least one subject id, e.g. subjects:alice,bob.")
     known = set(train.subjects)
     missing = [s for s in wanted if s not in known]
     if missing:
@@ -106,34 +116,61 @@ def _subjects(arg: str, train: ArrayDataset, seed: int) -> np.ndarray:
     return np.flatnonzero(np.isin(train.subjects, wanted))
 
 
-FORGET_SPECS.register("random", _random)
-FORGET_SPECS.register("class", _class)
-FORGET_SPECS.register("ids", _ids)
-FORGET_SPECS.register("subjects", _subjects)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``KIND:ARG`` and check the kind exists."""
+    """Split ``KIND:ARG`` and check the kind exists (a field kind or a registered rule)."""
     if not isinstance(spec, str) or ":" not in spec:
         raise ForgetSetError(
             f"Malformed forget spec {spec!r}: use KIND:ARGUMENT with KIND one of "
-            f"{', '.join(FORGET_SPECS.names())}, e.g. random:0.1 or class:3."
+            f"{', '.join(sorted({*FIELD_KINDS, *FORGET_SPECS.names()}))}, e.g. random:0.1 or class:3."
         )
     kind, arg = spec.split(":", 1)
-    try:
-        FORGET_SPECS.get(kind)
-    except UnknownNameError as exc:
-        raise ForgetSetError(f"Malformed forget spec {spec!r}: {exc}") from None
+    kinds = sorted({*FIELD_KINDS, *FORGET_SPECS.names()})
+    if kind not in kinds:
+        hint = closest(kind, kinds)
+        raise ForgetSetError(f"Malformed forget spec {spec!r}: Unknown forget-set kind {kind!r}."
+                             + (f" Did you mean {hint!r}?" if hint else "")
+                             + f" Valid forget-set kinds: {', '.join(kinds)}.")
     if not arg:
         raise ForgetSetError(f"Malformed forget spec {spec!r}: the argument after ':' is empty.")
     return kind, arg
 
 
-def split_forget(train: ArrayDataset, spec: str, *, seed: int = 0) -> ForgetSplit:
-    """Select the forget set named by ``spec`` and return it with the retain set."""
-    kind, arg = parse_spec(spec)
-    index = np.unique(np.asarray(FORGET_SPECS.get(kind)(arg, train, seed), dtype=np.int64))
-    return make_split(train, index, spec=spec)
+def check_request(request: ForgetRequest | str) -> ForgetRequest:
+    """The request, with its rule's kind checked (reading an ids file if it names one)."""
+    if isinstance(request, str):
+        parse_spec(request)
+    request = ForgetRequest.coerce(request)
+    if request.spec is not None:
+        parse_spec(request.spec)
+    return request
+
+
+def select(train: ArrayDataset, request: ForgetRequest | str, *, seed: int = 0) -> np.ndarray:
+    """Row positions of ``train`` that ``request`` names (the union of its selections)."""
+    request = check_request(request)
+    if not request.selects_rows:
+        raise ForgetSetError("A concept-only forget request names no training example of a classifier; "
+                             "give ids, subjects, classes or a rule such as random:0.1.")
+    parts: list[np.ndarray] = []
+    if request.ids:
+        parts.append(_ids(request.ids, train))
+    if request.subjects:
+        parts.append(_subjects(request.subjects, train))
+    for label in request.classes:
+        parts.append(_class(label, train))
+    if request.spec is not None:
+        kind, arg = parse_spec(request.spec)
+        parts.append(np.asarray(FORGET_SPECS.get(kind)(arg, train, seed), dtype=np.int64))
+    return np.unique(np.concatenate(parts).astype(np.int64))
+
+
+def split_forget(train: ArrayDataset, spec: ForgetRequest | str, *, seed: int = 0) -> ForgetSplit:
+    """Select the forget set named by ``spec`` (a request or ``KIND:ARGUMENT``) and return it with the retain set."""
+    request = check_request(spec)
+    split = make_split(train, select(train, request, seed=seed), spec=request.describe())
+    return ForgetSplit(split.spec, split.forget, split.retain, split.forget_index, request)
 
 
 def make_split(train: ArrayDataset, forget_index: np.ndarray, *, spec: str = "custom") -> ForgetSplit:

@@ -1,3 +1,4 @@
+# Over 450 lines: the chain, its signatures and its verification are one unit and are read together.
 """The request ledger: a durable, hash-chained record of every forget request.
 
 SQLite in WAL mode (embedded, one file, crash-safe). Two tables:
@@ -15,9 +16,16 @@ Each append is one ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``: wh
 returns, the entry is on disk (durable before acknowledged). A request id already in the
 ledger is never inserted twice (idempotent re-submission).
 
+Keyed: every event is signed with an Ed25519 key kept outside the store
+(:mod:`obliviate.engine.keys`) over ``(ledger id, seq, entry hash)``, and the ledger records
+its id and public key. Someone who can write the SQLite file but does not hold the key can
+no longer delete, insert or edit an entry and recompute the chain: the signatures stop
+verifying. The signature of the last entry is the *signed head*; a receipt carries the one
+it was issued at, so its holder can show that the ledger still reaches that head.
+
 Limitation: a chain cannot show that its *tail* was cut off (drop the last k rows of both
-tables consistently and the rest still verifies); anchor :meth:`Ledger.head` somewhere
-else (the SISA store records it with every model version) to detect that.
+tables consistently and the rest still verifies); the signed heads held elsewhere (in
+receipts, and the head each SISA model version records) detect that.
 """
 
 from __future__ import annotations
@@ -26,16 +34,18 @@ import hashlib
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obliviate.engine.keys import SigningKey, VerifyKey
 from obliviate.errors import LedgerError
 
 GENESIS = "0" * 64
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: signed entries (1 had an unkeyed chain)
 
 STATUSES = ("received", "applying", "applied", "failed")
 # Allowed request transitions; ``applying -> applying`` is a resumed attempt after a crash.
@@ -56,7 +66,8 @@ CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL,
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    entry_hash TEXT NOT NULL
+    entry_hash TEXT NOT NULL,
+    signature TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
@@ -100,6 +111,11 @@ def entry_hash(seq: int, request_id: str | None, kind: str, at: str, payload: st
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def signed_message(ledger_id: str, seq: int, entry_hash_: str) -> bytes:
+    """What the key signs for one entry: the ledger it belongs to, its position and its hash."""
+    return canonical_json({"ledger": ledger_id, "seq": int(seq), "hash": entry_hash_}).encode()
+
+
 def derive_request_id(subject: str | None, example_ids: list[str], reason: str | None) -> str:
     """A stable id for a request that came without one: re-sending it is then idempotent."""
     blob = canonical_json({"subject": subject, "ids": sorted(example_ids), "reason": reason})
@@ -139,6 +155,7 @@ class LedgerEvent:
     payload: dict[str, Any]
     prev_hash: str
     entry_hash: str
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,10 +166,16 @@ class VerifyReport:
     n_requests: int
     head: str
     statuses: dict[str, int] = field(default_factory=dict)
+    ledger_id: str | None = None
+    key_fingerprint: str | None = None
+    key_expected: bool = False  # True when the key was checked against one given from outside
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "events": self.n_events, "requests": self.n_requests, "head": self.head,
-                "statuses": self.statuses}
+                "statuses": self.statuses, "ledger_id": self.ledger_id, "key_fingerprint": self.key_fingerprint,
+                "key_checked_against": "given key" if self.key_expected else "the ledger's own key only",
+                "receipts": self.receipts}
 
 
 def _apply_event(state: dict[str, Any] | None, event: LedgerEvent) -> dict[str, Any]:
@@ -182,19 +205,59 @@ def _apply_event(state: dict[str, Any] | None, event: LedgerEvent) -> dict[str, 
 
 
 class Ledger:
-    """Open (creating if needed) the ledger at ``path``."""
+    """Open (creating if needed) the ledger at ``path``.
 
-    def __init__(self, path: str | Path) -> None:
+    Args:
+        key: the signing key, or the path of its file; ``None`` uses the default key file
+            (:func:`obliviate.engine.keys.default_key_path`). It is loaded (created if
+            absent) only when something is written, so readers need no key.
+        create: when False, a missing ledger is a :class:`LedgerError` instead of a new one.
+        ledger_id: the id a new ledger records (default: random); ignored for an existing one.
+    """
+
+    def __init__(self, path: str | Path, *, key: SigningKey | str | Path | None = None, create: bool = True,
+                 ledger_id: str | None = None) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise LedgerError(f"No ledger at {self.path}: it was deleted or moved. The store's model versions "
+                              "record ledger heads, so the ledger cannot be recreated empty; restore it from a "
+                              "backup.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._key = key
         try:
             self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('ledger_id', ?)",
+                             (ledger_id or "ledger-" + uuid.uuid4().hex,))
+            schema = self._meta("schema")
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"Cannot open the ledger {self.path}: {exc}. Is it an obliviate ledger?") from None
+        if schema != SCHEMA_VERSION:
+            self._db.close()
+            raise LedgerError(f"The ledger {self.path} has format {schema!r}; this obliviate reads format "
+                              f"{SCHEMA_VERSION!r} (signed entries). Retrain the store with this version.")
+
+    # -- identity and key -------------------------------------------------
+    def _meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def ledger_id(self) -> str:
+        return str(self._meta("ledger_id"))
+
+    def public_key(self) -> VerifyKey | None:
+        """The public key the ledger records (set by its first write)."""
+        value = self._meta("public_key")
+        return None if value is None else VerifyKey(value)
+
+    def signing_key(self) -> SigningKey:
+        if not isinstance(self._key, SigningKey):
+            self._key = SigningKey.load_or_create(self._key)
+        return self._key
 
     # -- lifecycle --------------------------------------------------------
     def close(self) -> None:
@@ -218,21 +281,31 @@ class Ledger:
 
     # -- appends ----------------------------------------------------------
     def _append(self, db: sqlite3.Connection, request_id: str | None, kind: str, payload: dict[str, Any]) -> LedgerEvent:
-        row = db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash FROM events "
+        key = self.signing_key()
+        recorded = self._meta("public_key")
+        if recorded is None:
+            db.execute("INSERT INTO meta(key, value) VALUES ('public_key', ?)", (key.public.public_hex,))
+        elif recorded != key.public.public_hex:
+            raise LedgerError(f"The ledger {self.path} is signed with the key {VerifyKey(recorded).fingerprint}, "
+                              f"not with {key.public.fingerprint} (from {key.path or 'the caller'}). Give the key "
+                              "it was written with (--key-file or $OBLIVIATE_LEDGER_KEY); nothing was written.")
+        row = db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash, signature FROM events "
                          "ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
             seq, prev = 1, GENESIS
         else:
-            if entry_hash(*row[:6]) != row[6]:
-                raise LedgerError(f"The ledger's last entry (#{row[0]}) does not match its hash: the ledger was "
-                                  "edited. Run `obliviate ledger verify` and restore it from a backup.")
+            if entry_hash(*row[:6]) != row[6] or not key.public.verify(
+                    signed_message(self.ledger_id, row[0], row[6]), row[7]):
+                raise LedgerError(f"The ledger's last entry (#{row[0]}) does not match its hash or signature: the "
+                                  "ledger was edited. Run `obliviate ledger verify` and restore it from a backup.")
             seq, prev = row[0] + 1, row[6]
         text = canonical_json(payload)
         at = utc_now()
         h = entry_hash(seq, request_id, kind, at, text, prev)
-        db.execute("INSERT INTO events(seq, request_id, kind, at, payload, prev_hash, entry_hash) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, request_id, kind, at, text, prev, h))
-        return LedgerEvent(seq, request_id, kind, at, payload, prev, h)
+        sig = key.sign(signed_message(self.ledger_id, seq, h))
+        db.execute("INSERT INTO events(seq, request_id, kind, at, payload, prev_hash, entry_hash, signature) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (seq, request_id, kind, at, text, prev, h, sig))
+        return LedgerEvent(seq, request_id, kind, at, payload, prev, h, sig)
 
     def _transition(self, request_id: str, kind: str, payload: dict[str, Any]) -> LedgerRequest:
         with self._transaction() as db:
@@ -308,10 +381,18 @@ class Ledger:
         """Requests received or interrupted but not yet applied, oldest first."""
         return self.requests(status=("received", "applying"))
 
-    def events(self) -> list[LedgerEvent]:
-        rows = self._db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash FROM events "
-                                "ORDER BY seq").fetchall()
-        return [LedgerEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+    def events(self, request_id: str | None = None) -> list[LedgerEvent]:
+        """Every event in order (only ``request_id``'s when given)."""
+        rows = self._db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash, signature "
+                                "FROM events ORDER BY seq").fetchall()
+        return [LedgerEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows
+                if request_id is None or r[1] == request_id]
+
+    def signed_head(self) -> dict[str, Any]:
+        """The last entry's position, hash and signature (what a receipt carries)."""
+        row = self._db.execute("SELECT seq, entry_hash, signature FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, h, sig = (0, GENESIS, "") if row is None else (int(row[0]), str(row[1]), str(row[2]))
+        return {"ledger_id": self.ledger_id, "seq": seq, "hash": h, "signature": sig}
 
     def head(self) -> tuple[int, str]:
         """``(seq, entry_hash)`` of the last event (``(0, GENESIS)`` when empty)."""
@@ -324,18 +405,28 @@ class Ledger:
         return None if row is None else str(row[0])
 
     # -- verification -----------------------------------------------------
-    def verify(self) -> VerifyReport:
-        """Recompute the hash chain and replay it against the ``requests`` table.
+    def verify(self, expected_key: VerifyKey | None = None) -> VerifyReport:
+        """Recompute the hash chain, check every entry's signature, and replay the chain
+        against the ``requests`` table.
 
-        Raises :class:`LedgerError` naming the first entry that does not check out.
+        ``expected_key``: the public key the ledger must be signed with (from the key file or a
+        receipt). Without it the ledger's own recorded key is used, which shows that the
+        entries are consistent but not who signed them. Raises :class:`LedgerError` naming
+        the first entry that does not check out.
         """
         prev, expected_seq = GENESIS, 1
         states: dict[str, dict[str, Any]] = {}
         n = 0
+        recorded = self.public_key()
+        if expected_key is not None and recorded is not None and recorded != expected_key:
+            raise LedgerError(f"The ledger {self.path} is signed with the key {recorded.fingerprint}, not the expected "
+                              f"{expected_key.fingerprint}: the ledger was replaced or re-signed.")
+        key = expected_key or recorded
+        ledger_id = self.ledger_id
         try:
-            cursor = self._db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash "
+            cursor = self._db.execute("SELECT seq, request_id, kind, at, payload, prev_hash, entry_hash, signature "
                                       "FROM events ORDER BY seq")
-            for seq, rid, kind, at, payload, prev_hash, stored in cursor:
+            for seq, rid, kind, at, payload, prev_hash, stored, sig in cursor:
                 where = f"ledger {self.path}, entry #{seq}"
                 if seq != expected_seq:
                     raise LedgerError(f"{where}: expected entry #{expected_seq}; entries were deleted or inserted.")
@@ -345,6 +436,10 @@ class Ledger:
                 if entry_hash(seq, rid, kind, at, payload, prev_hash) != stored:
                     raise LedgerError(f"{where} ({kind} of {rid!r}): its content does not match its hash; "
                                       "the entry was edited.")
+                if key is None or not key.verify(signed_message(ledger_id, seq, stored), sig):
+                    raise LedgerError(f"{where} ({kind} of {rid!r}): its signature does not verify with the key "
+                                      f"{key.fingerprint if key else '(none recorded)'}; the entry was forged, moved "
+                                      "or re-chained, or the ledger belongs to another store.")
                 try:
                     data = json.loads(payload)
                 except json.JSONDecodeError:
@@ -368,7 +463,15 @@ class Ledger:
         statuses: dict[str, int] = {}
         for s in states.values():
             statuses[s["status"]] = statuses.get(s["status"], 0) + 1
-        return VerifyReport(n_events=n, n_requests=len(states), head=prev, statuses=statuses)
+        return VerifyReport(n_events=n, n_requests=len(states), head=prev, statuses=statuses, ledger_id=ledger_id,
+                            key_fingerprint=key.fingerprint if key else None, key_expected=expected_key is not None)
+
+    def replayed(self, request_id: str) -> dict[str, Any] | None:
+        """The state of ``request_id`` replayed from its chained events (not from the row table)."""
+        state = None
+        for event in self.events(request_id):
+            state = _apply_event(state, event)
+        return state
 
 
 def _row_to_state(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -386,4 +489,5 @@ def _to_request(state: dict[str, Any]) -> LedgerRequest:
     return LedgerRequest(**state)
 
 
-__all__ = ["GENESIS", "Ledger", "LedgerEvent", "LedgerRequest", "VerifyReport", "derive_request_id", "entry_hash"]
+__all__ = ["GENESIS", "Ledger", "LedgerEvent", "LedgerRequest", "VerifyReport", "derive_request_id", "entry_hash",
+           "signed_message"]

@@ -13,6 +13,10 @@ Layout of ``DIR``::
 Readers only follow ``current.json``; a writer writes new checkpoints and a new version
 file first and switches the pointer last, so a reader sees the old model or the new one,
 never a mix, and a writer killed at any point leaves the old model serving.
+
+Every write is durable before it counts: a temporary file is written and fsynced, renamed
+over the target, and then the *folder* is fsynced, so the rename itself survives a power
+cut; deletions of checkpoints are made durable the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +38,28 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from obliviate.errors import CheckpointError, ConfigError, ObliviateError
-from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json, load_weights
+from obliviate.fileio import atomic_write_bytes, fsync_dir
+from obliviate.training.checkpoint import load_weights
+
+log = logging.getLogger(__name__)
+
+
+# tmp file + fsync + rename + fsync of the folder (the project's one implementation); named
+# here so that the store's writes can be traced and interrupted by the crash tests.
+durable_write_bytes = atomic_write_bytes
+
+
+def durable_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    durable_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 class StoreLockedError(ObliviateError, RuntimeError):
     """Another process holds the store's write lock for longer than we were willing to wait."""
+
+
+# Files a store owns: what ``clear`` deletes (never anything else in the folder).
+STORE_FILES = ("store.json", "assignment.json", "current.json", "ledger.sqlite", "ledger.sqlite-wal",
+               "ledger.sqlite-shm", "checkpoints", "versions")
 
 
 class ModelStore:
@@ -44,6 +67,41 @@ class ModelStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    # -- creating ---------------------------------------------------------
+    def refuse_target(self, *, overwrite: bool = False) -> None:
+        """Refuse to create a store in a file, over a trained store, or in a folder holding other
+        things (unless ``overwrite``). An interrupted training passes: it is resumed."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root} is a file; give a folder for the SISA store.")
+        if overwrite or not root.is_dir():
+            return
+        if self.exists():
+            if self.current_version() is not None:
+                raise ConfigError(f"{root} already holds a trained SISA model. Open it with Sisa.open, train into "
+                                  "a new folder, or replace it with --overwrite (overwrite=True).")
+            return
+        if any(p.name != ".lock" for p in root.iterdir()):
+            raise ConfigError(f"{root} is not empty and is not a SISA store; train into a new or empty folder, "
+                              "or pass --overwrite (overwrite=True) to train into it anyway.")
+
+    def clear(self) -> list[str]:
+        """Delete the store's own files (``STORE_FILES``), nothing else; returns what was deleted."""
+        removed = []
+        for name in STORE_FILES:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(name)
+        if removed:
+            fsync_dir(self.root)
+            log.warning("--overwrite: deleted %s from %s", ", ".join(removed), self.root)
+        return removed
 
     # -- paths ------------------------------------------------------------
     @property
@@ -83,15 +141,15 @@ class ModelStore:
         return self.read_json(self.config_path, "store configuration")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_json(self.config_path, config)
+        durable_write_json(self.config_path, config)
 
     # -- checkpoints ------------------------------------------------------
     def save_checkpoint(self, key: str, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> str:
         """Write weights then their sidecar (each atomically); returns the weights' sha256."""
         blob = safetensors_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
         digest = hashlib.sha256(blob).hexdigest()
-        atomic_write_bytes(self.checkpoint_path(key), blob)
-        atomic_write_json(self.sidecar_path(key), {**info, "key": key, "sha256": digest})
+        durable_write_bytes(self.checkpoint_path(key), blob)
+        durable_write_json(self.sidecar_path(key), {**info, "key": key, "sha256": digest})
         return digest
 
     def finished_checkpoint(self, key: str) -> dict[str, Any] | None:
@@ -130,22 +188,41 @@ class ModelStore:
         return {p.stem for p in folder.glob("*.safetensors")} if folder.is_dir() else set()
 
     def remove_checkpoints(self, keys: set[str]) -> int:
+        """Delete weights first, then sidecars (a sidecar left alone is harmless and names what
+        the weights held); the deletions are made durable."""
         n = 0
         for key in keys:
-            for path in (self.sidecar_path(key), self.checkpoint_path(key)):
+            for path in (self.checkpoint_path(key), self.sidecar_path(key)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     n += path.suffix == ".safetensors"
+        if keys:
+            fsync_dir(self.root / "checkpoints")
         return n
+
+    def sidecar_keys(self) -> set[str]:
+        folder = self.root / "checkpoints"
+        return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+    def read_sidecar(self, key: str) -> dict[str, Any] | None:
+        try:
+            info = json.loads(self.sidecar_path(key).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def temp_files(self) -> list[Path]:
+        return [p for folder in (self.root, self.root / "checkpoints", self.root / "versions") if folder.is_dir()
+                for p in folder.glob(".*.tmp")]
 
     def remove_temp_files(self) -> int:
         """Delete half-written temporary files a killed writer left (call under the lock)."""
         n = 0
-        for folder in (self.root, self.root / "checkpoints", self.root / "versions"):
-            for path in folder.glob(".*.tmp") if folder.is_dir() else ():
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    n += 1
+        for path in self.temp_files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                n += 1
+                fsync_dir(path.parent)
         return n
 
     # -- versions ---------------------------------------------------------
@@ -165,9 +242,8 @@ class ModelStore:
             raise ConfigError(f"Model version {version} was already published in {self.root}; versions are immutable.")
         # A version file newer than the pointer is left by a writer killed before its switch;
         # it was never served, so it is replaced.
-        atomic_write_json(self.version_path(version), doc)
-        atomic_write_json(self.current_path, {"version": version})
-        _fsync_dir(self.root)
+        durable_write_json(self.version_path(version), doc)
+        durable_write_json(self.current_path, {"version": version})
 
     # -- locking ----------------------------------------------------------
     @contextlib.contextmanager
@@ -199,13 +275,4 @@ class ModelStore:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-__all__ = ["ModelStore", "StoreLockedError"]
+__all__ = ["ModelStore", "StoreLockedError", "durable_write_bytes", "durable_write_json", "fsync_dir"]

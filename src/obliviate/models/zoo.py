@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,8 +94,39 @@ class ModelSpec:
         return asdict(self)
 
 
-def resolve_factory(name: str) -> ModelFactory:
-    """A registered name, or ``package.module:callable`` for a user's own factory."""
+class UntrustedFactoryError(ConfigError):
+    """A model factory named by a file (not by the caller) is not on the caller's allow-list."""
+
+
+def check_factory_allowed(name: str, allowed: Iterable[str] = (), *, source: str = "a stored file") -> None:
+    """Refuse ``package.module:callable`` names that the caller did not allow, before importing anything.
+
+    A name read from a file (a store's ``store.json``) must not choose code to import: only
+    registered models (``mlp``, ``cnn``, ...) and factories the user names at load time
+    (``--model-factory``, ``factories=``) pass. Raises :class:`UntrustedFactoryError`.
+    """
+    if not isinstance(name, str) or not name:
+        raise UntrustedFactoryError(f"The model name in {source} must be a non-empty string; got {name!r}.")
+    if ":" not in name:
+        if name not in MODELS:
+            raise UntrustedFactoryError(f"The model {name!r} named in {source} is not a registered model "
+                                        f"({', '.join(MODELS.names())}); nothing was imported.")
+        return
+    if name not in set(allowed):
+        raise UntrustedFactoryError(
+            f"{source} names the model factory {name!r}, which is not on the allow-list; nothing was imported. "
+            f"If you trust that code, allow it explicitly: --model-factory {name} on the command line, or "
+            f"factories=[{name!r}] in the API call.")
+
+
+def resolve_factory(name: str, *, allowed: Iterable[str] | None = None) -> ModelFactory:
+    """A registered name, or ``package.module:callable`` for a user's own factory.
+
+    ``allowed``: when given, ``name`` came from a file and must pass
+    :func:`check_factory_allowed` before anything is imported.
+    """
+    if allowed is not None:
+        check_factory_allowed(name, allowed)
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:

@@ -8,7 +8,6 @@ from obliviate.removal.base import (METHODS, Budget, MethodConfig, RemovalMethod
 from obliviate.removal.objective import ClassificationObjective, Objective
 from obliviate.removal import exact as _exact  # noqa: F401  (registers)
 from obliviate.removal import approximate as _approximate  # noqa: F401  (registers)
-import obliviate.audit  # noqa: F401  (registers the memorized:* forget specs)
 
 __all__ = [
     "METHODS",

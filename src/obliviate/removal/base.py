@@ -109,7 +109,15 @@ class StepBudget:
 
 @dataclass
 class MethodConfig:
-    """Base of every method config: keep fields serialisable and documented."""
+    """Base of every method config: keep fields serialisable and documented.
+
+    A method's defaults are its paper's. ``task_defaults`` holds the settings it
+    takes on a given kind of task instead (e.g. ``{"lm": {...}}`` for the small
+    built-in language model), each with the reason in the method's module; a
+    run's own overrides win over both.
+    """
+
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,6 +167,13 @@ class RemovalMethod(ABC):
         if not isinstance(config, self.Config):
             raise ConfigError(f"method {self.name!r} expects a {self.Config.__name__}; got {type(config).__name__}.")
         self.config = config
+
+    @classmethod
+    def for_task(cls, profile: str | None, **overrides: Any) -> RemovalMethod:
+        """The method with its defaults for ``profile`` (a key of ``Config.task_defaults``) under ``overrides``."""
+        values = dict(cls.Config.task_defaults.get(profile, {})) if profile else {}
+        values.update(overrides)
+        return cls(**values)
 
     def unlearn(self, model: nn.Module, task: UnlearningTask, *, budget: Budget | None = None,
                 progress: Progress | None = None) -> tuple[nn.Module, RemovalRecord]:

@@ -159,22 +159,27 @@ def kinds_summary(summary: list[dict[str, Any]]) -> list[str]:
     return [f"{words.get(k, f'**{k}**')}: " + ", ".join(f"`{m}`" for m in ms) for k, ms in groups.items()]
 
 
-def load_of(meta: dict[str, Any]) -> tuple[list[float] | None, int | None, bool | None]:
-    """(load averages, cores, the runner's ``loaded`` flag) from ``meta``; missing parts are None."""
+def _loads(meta: dict[str, Any]) -> list[tuple[str, list[float]]]:
     machine = meta.get("machine") or {}
-    load = machine.get("load_average", meta.get("load_average"))
-    cores = machine.get("cores")
-    return (list(load) if load else None), (int(cores) if cores else None), machine.get("loaded")
+    out = []
+    for when, load in (("at the start", machine.get("load_average")), ("at the end", meta.get("load_average"))):
+        if load:
+            out.append((when, [float(v) for v in load]))
+    return out
 
 
 def busy_caution(meta: dict[str, Any], records: list[dict[str, Any]] | None = None) -> str | None:
-    """A caution when the machine was busy: the runner said so, or the 1-minute load exceeded the cores."""
-    load, cores, loaded = load_of(meta)
-    over = bool(load and cores and load[0] > cores)
+    """A caution when the machine was busy: the runner said so, or a 1-minute load exceeded the cores."""
+    cores = (meta.get("machine") or {}).get("cores")
+    loaded = (meta.get("machine") or {}).get("loaded")
+    over = [(when, load[0]) for when, load in _loads(meta) if cores and load[0] > cores]
     if not (loaded or over):
         return None
     has_cpu = any(isinstance(r.get("cpu_s"), (int, float)) for r in records or [])
-    what = f"1-minute load average {load[0]:.1f} on {cores} cores" if load and cores else "the runner marked it loaded"
+    if over:
+        what = "; ".join(f"1-minute load average {v:.1f} on {cores} cores {when}" for when, v in over)
+    else:
+        what = "the runner marked the machine loaded"
     return (f"**Busy machine** ({what}): wall times and time ratios include time spent waiting for other "
             "work, so they overstate the methods' cost and may not rank them fairly. Re-run on a quiet "
             "machine before quoting them" + ("; CPU times (`cpu_s`) are less affected." if has_cpu else "."))
@@ -239,14 +244,16 @@ def machine_line(meta: dict[str, Any]) -> str:
 
 
 def load_line(meta: dict[str, Any]) -> str:
-    load, cores, loaded = load_of(meta)
-    if not load:
+    loads = _loads(meta)
+    if not loads:
         return "not recorded"
-    text = "load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in load)
-    if cores:
-        text += f" on {cores} cores"
-    if loaded is not None:
-        text += "; the runner marked the machine " + ("**loaded**" if loaded else "quiet")
+    m = meta.get("machine") or {}
+    text = "; ".join(f"{when}: " + ", ".join(f"{v:.2f}" for v in load) for when, load in loads)
+    text = "load average (1, 5, 15 min) " + text
+    if m.get("cores"):
+        text += f", on {m['cores']} cores"
+    if m.get("loaded") is not None:
+        text += "; the runner marked the machine " + ("**loaded**" if m["loaded"] else "quiet")
     return text
 
 
@@ -254,11 +261,14 @@ def run_times_line(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
     parts = []
     if meta.get("started"):
         parts.append(f"started {meta['started']}, finished {meta.get('finished')}")
+    if isinstance(meta.get("wall_s"), (int, float)):
+        parts.append(f"whole run {meta['wall_s']:.1f} s of wall time"
+                     + (f", {meta['cpu_s']:.1f} s of CPU time in the main process"
+                        if isinstance(meta.get("cpu_s"), (int, float)) else ""))
     wall = sum(float(r.get("wall_s") or 0) for r in records if r.get("method") not in (BASELINE,))
-    parts.append(f"methods and reference together {wall:.1f} s of wall time")
     cpu = [float(r["cpu_s"]) for r in records if isinstance(r.get("cpu_s"), (int, float))]
-    if cpu:
-        parts.append(f"{sum(cpu):.1f} s of CPU time")
+    parts.append(f"methods and reference together {wall:.1f} s of wall time"
+                 + (f" ({sum(cpu):.1f} s of CPU time in the {len(cpu)} records that measured it)" if cpu else ""))
     return "; ".join(parts)
 
 

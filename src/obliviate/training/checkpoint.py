@@ -6,7 +6,6 @@ untrusted checkpoint cannot run code.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -20,31 +19,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from obliviate.errors import CheckpointError
+from obliviate.fileio import atomic_write_bytes, atomic_write_json, fsync_dir
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "load_checkpoint", "load_into", "load_weights",
+           "read_manifest", "save_checkpoint", "state_to_tensors"]
 
 WEIGHTS = "model.safetensors"
 MANIFEST = "manifest.json"
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 def state_to_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -65,7 +46,9 @@ def save_checkpoint(model: nn.Module, directory: str | os.PathLike[str], manifes
         save_file(state_to_tensors(model), tmp)
         with open(tmp, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()
+            os.fsync(fh.fileno())
         os.replace(tmp, weights)
+        fsync_dir(directory)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

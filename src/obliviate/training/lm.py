@@ -28,6 +28,7 @@ from torch import nn
 from obliviate.data.qa import QADataset
 from obliviate.errors import ConfigError
 from obliviate.models.lm import GPT2Spec, QAFormat, build_gpt2
+from obliviate.models.lm_generate import greedy_answers
 from obliviate.progress import NullProgress, Progress
 from obliviate.training.cache import ModelCache, TrainedModel, cache_key
 from obliviate.training.trainer import batch_indices, seeded_generator
@@ -38,6 +39,8 @@ __all__ = [
     "collate_qa",
     "encode_dataset",
     "answer_nll",
+    "answer_positions_logits",
+    "input_logits",
     "train_lm",
     "train_lm_cached",
     "lm_cache_key",
@@ -56,7 +59,7 @@ class LMRecipe:
     """How a language model is fit to QA pairs (also what the retain-only model reuses).
 
     Defaults memorise the built-in persons corpus with the built-in GPT-2
-    (see ``obliviate.bench.lm_runner``); AdamW with linear warm-up then cosine decay.
+    (see ``obliviate.tasks.lm_models``); AdamW with linear warm-up then cosine decay.
     """
 
     epochs: int = 40
@@ -146,6 +149,42 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 _PLAIN_HEAD = frozenset({"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "opt", "phi3", "smollm3"})
 
 
+def input_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of the full forward pass at the input's positions, ``(batch, length, vocab)``.
+
+    Prompt tuning (peft) prepends virtual tokens to the output; they are dropped.
+    """
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return full[:, full.shape[1] - batch["input_ids"].shape[1]:]
+
+
+def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """``(decoder, output layer)`` of a plain-head model, or None where the head must not be split off.
+
+    The decoder is ``model.transformer`` for GPT-2, ``model.model`` for Llama (the
+    ``base_model_prefix``). A peft wrapper is unwrapped first: LoRA-style adapters are
+    injected into the wrapped model's layers, so its decoder carries them. Read through the
+    wrapper, the prefix attribute would resolve to the whole wrapped ``*ForCausalLM`` (peft
+    forwards ``.model``), whose output has logits but no hidden states. Prompt-learning
+    adapters (prompt/prefix tuning) act in the wrapper's own forward: no split there.
+    """
+    inner = model
+    get_base = getattr(model, "get_base_model", None)
+    if callable(get_base):
+        if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+            return None
+        inner = get_base()
+    if getattr(getattr(inner, "config", None), "model_type", None) not in _PLAIN_HEAD:
+        return None
+    prefix = getattr(type(inner), "base_model_prefix", None)
+    # a direct child only: attribute lookup on wrappers may forward to something else
+    base = inner._modules.get(prefix) if isinstance(prefix, str) and prefix else None
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if not isinstance(base, nn.Module) or base is inner or not isinstance(head, nn.Module):
+        return None
+    return base, head
+
+
 def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Next-token logits at the answer positions only: ``(logits (N, V), targets (N,), row (N,))``.
 
@@ -156,18 +195,13 @@ def answer_positions_logits(model: nn.Module, batch: dict[str, torch.Tensor]) ->
     labels = batch["labels"][:, 1:]
     mask = labels != -100
     rows = mask.nonzero(as_tuple=True)[0]
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    # the decoder under the head: ``model.transformer`` for GPT-2, ``model.model`` for Llama; a peft
-    # wrapper forwards the attribute to the wrapped model, whose layers carry the adapters
-    prefix = getattr(model, "base_model_prefix", None)
-    base = getattr(model, prefix, None) if isinstance(prefix, str) and prefix else None
-    if head is not None and model_type in _PLAIN_HEAD and isinstance(base, nn.Module) and base is not model:
+    split = _split_head(model)
+    if split is not None:
+        base, head = split
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = head(hidden[:, :-1][mask])
     else:
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = full[:, :-1][mask]
+        logits = input_logits(model, batch)[:, :-1][mask]
     return logits.float(), labels[mask], rows
 
 
@@ -276,8 +310,6 @@ def train_lm(model: nn.Module, fmt: QAFormat, data: QADataset, recipe: LMRecipe,
 def exact_answer_accuracy(model: nn.Module, fmt: QAFormat, data: QADataset, *, batch_size: int = 64,
                           device: str | torch.device = "cpu") -> float:
     """Share of questions whose greedy answer equals the true answer exactly (after stripping)."""
-    from obliviate.audit.lm_eval import greedy_answers
-
     answers = greedy_answers(model, fmt, [ex.question for ex in data], batch_size=batch_size, device=device,
                              max_new_tokens=max(len(fmt.encode(ex.question, ex.answer)[1]) for ex in data) + 2)
     return sum(a == ex.answer.strip() for a, ex in zip(answers, data, strict=True)) / max(1, len(data))

@@ -11,8 +11,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from obliviate.errors import ConfigError, DataError, ForgetSetError, NotFittedError, ShapeError
+from obliviate.removal.exact import certified
 from obliviate.removal.exact.certified import (
     CertifiedLogisticRegression,
+    newton_removal_step,
     perturbed_logistic_grad,
     removal_budget,
     train_perturbed_logistic,
@@ -100,6 +102,42 @@ def test_sequential_removals_accumulate_the_bound():
     assert est.n_forgotten_ == 12 and sorted(est.forgotten_indices_) == sorted(gone)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_first_removal_downdates_the_kept_hessian_and_equals_a_rebuilt_step(k):
+    X, y, rng = _data(10, k=k)
+    est = CertifiedLogisticRegression(lam=LAM, sigma=50.0, random_state=0).fit(X, y)
+    gone = np.sort(rng.choice(len(X), 5, replace=False))
+    keep = np.setdiff1d(np.arange(len(X)), gone)
+    codes = np.searchsorted(est.classes_, y)
+    S = est._signed(codes)
+    W0 = est.coef_.copy()
+    spectral = np.linalg.norm(X[keep], 2)
+    expected = [newton_removal_step(W0[j], X[keep], S[keep, j], X[gone], S[gone, j], lam=LAM, spectral_norm=spectral)
+                for j in range(W0.shape[0])]
+    est.forget(gone)
+    entry = est.removal_log_[-1]
+    assert entry["hessian"] == "downdated" and not entry["refactorised"]
+    np.testing.assert_allclose(est.coef_, np.stack([w for w, _ in expected]), rtol=0, atol=1e-10)
+    step_bound = np.sqrt(sum(b**2 for _, b in expected))
+    assert entry["step_bound"] == pytest.approx(step_bound, rel=1e-8)
+    # The step moved the weights: the next removal must rebuild the Hessians, and says so.
+    est.forget([int(keep[0])])
+    assert est.removal_log_[-1]["hessian"] == "rebuilt" and "weights moved" in est.removal_log_[-1]["reason"]
+
+
+def test_a_hessian_downdate_that_fails_the_check_rebuilds_and_warns(monkeypatch, caplog):
+    X, y, _ = _data(11)
+    est = CertifiedLogisticRegression(lam=LAM, sigma=50.0, random_state=0).fit(X, y)
+    reference = CertifiedLogisticRegression(lam=LAM, sigma=50.0, random_state=0).fit(X, y).forget([3, 4])
+    monkeypatch.setattr(certified, "MAX_HESSIAN_SHRINK", 1.0)  # every downdate shrinks the diagonal a little
+    with caplog.at_level("WARNING", logger=certified.__name__):
+        est.forget([3, 4])
+    entry = est.removal_log_[-1]
+    assert entry["hessian"] == "rebuilt" and entry["refactorised"] and "lose accuracy" in entry["reason"]
+    assert any("rebuilding the Hessians" in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(est.coef_, reference.coef_, rtol=0, atol=1e-10)
+
+
 def test_tiny_budget_triggers_a_retrain_with_fresh_noise():
     X, y, _ = _data(3)
     est = CertifiedLogisticRegression(lam=LAM, sigma=1e-5, random_state=0).fit(X, y)
@@ -113,6 +151,8 @@ def test_tiny_budget_triggers_a_retrain_with_fresh_noise():
     np.testing.assert_allclose(est.coef_, W_retrained, atol=1e-7)
     g = est.guarantee()
     assert g.holds and g.n_retrains == 1 and g.n_newton_removals == 0
+    est.forget([3])  # the retrain kept fresh Hessians at its weights
+    assert est.removal_log_[-1]["hessian"] == "downdated"
 
 
 def test_large_budget_does_not_retrain():

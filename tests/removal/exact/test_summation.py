@@ -135,6 +135,9 @@ def test_ridge_falls_back_to_a_fresh_solve_when_the_kept_inverse_drifts():
     ref = Ridge().fit(np.delete(X, 4, axis=0), np.delete(y, 4))
     _close(est.coef_, ref.coef_)
     _close(est.intercept_, ref.intercept_)
+    record = est.deletion_log_[-1]
+    assert record.method == "refactorise" and record.refactorised
+    assert "drifted" in record.reason
 
 
 # ---------------------------------------------------------------- cost: only removed rows are read
@@ -334,3 +337,22 @@ def test_guarantee_states_exactness_and_limits():
 @parametrize_with_checks([SummationGaussianNB(), SummationMultinomialNB(), SummationRidge()])
 def test_sklearn_conformance(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("cls, ref_cls", [(SummationGaussianNB, GaussianNB), (SummationMultinomialNB, MultinomialNB)])
+def test_naive_bayes_many_single_row_forgets_match_refit(cls, ref_cls):
+    X, y, rng = _data(14, offset=3.0)
+    X = np.abs(X)
+    est = cls().fit(X, y)
+    order = rng.permutation(len(y))[:150]
+    for i in order:
+        est.forget([int(i)])  # the single-row fast paths
+    keep = np.setdiff1d(np.arange(len(y)), order)
+    ref = ref_cls().fit(X[keep], y[keep])
+    _close(est.predict_proba(X), ref.predict_proba(X))
+    _close(est.class_count_, ref.class_count_)
+    if cls is SummationGaussianNB:
+        _close(est.theta_, ref.theta_)
+        _close(est.var_, ref.var_)
+    else:
+        _close(est.feature_log_prob_, ref.feature_log_prob_)

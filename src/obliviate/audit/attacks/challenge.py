@@ -73,11 +73,14 @@ from typing import Any
 
 import numpy as np
 
+from obliviate.audit.attacks.base import Attack, AttackConfig, AttackInput, Thresholds, register
 from obliviate.audit.attacks.roc import _as_float_array
 from obliviate.errors import ConfigError, DataError, ShapeError
 
 __all__ = [
     "BUCKET_WIDTH",
+    "Challenge",
+    "ChallengeConfig",
     "DELTA",
     "EPSILON_CAP",
     "ChallengeResult",
@@ -338,3 +341,56 @@ def final_score(F: float, ra: float, ta: float, ra_retrain: float, ta_retrain: f
     if problems:
         raise ConfigError("Invalid inputs to final_score.", problems)
     return float(F) * (float(ra) / float(ra_retrain)) * (float(ta) / float(ta_retrain))
+
+
+# --------------------------------------------------------------------------- the registered attack
+@dataclass(frozen=True)
+class ChallengeConfig(AttackConfig):
+    """The NeurIPS 2023 unlearning challenge score (Triantafillou et al. 2024)."""
+
+    #: delta of the (epsilon, delta) closeness, as in the competition
+    delta: float = DELTA
+
+
+@register
+class Challenge(Attack):
+    """Forget quality F from U vs R and the final score ``F x RA/RA_retrain x TA/TA_retrain`` with the
+    mean retain/test accuracies of the U and R replicas.
+
+    Two-sided by construction: each example's epsilon is the larger of the two log ratios of a
+    rule's error rates, and the rules take either group as the positive class, so a method whose
+    scores sit *below* retrain's is as distinguishable as one whose scores sit above."""
+
+    name = "challenge"
+    title = "the challenge score"
+    paper = ("Triantafillou et al. 2024, Are we making progress in unlearning? Findings from the first "
+             "NeurIPS unlearning competition")
+    Config = ChallengeConfig
+    order = 40
+
+    def run(self, inputs: AttackInput) -> dict[str, Any]:
+        if inputs.target is None or inputs.retrained is None:
+            raise DataError("The 'challenge' attack needs replica scores; run it with --replicas >= 4.")
+        g, ref = inputs.target, inputs.retrained
+        fq = forget_quality(g.forget, ref.forget, delta=self.config.delta)
+        ra, ta = float(g.retain_acc.mean()), float(g.test_acc.mean())
+        ra_ref, ta_ref = float(ref.retain_acc.mean()), float(ref.test_acc.mean())
+        eps = fq.epsilons
+        return {"F": fq.forget_quality, "final_score": final_score(fq.forget_quality, ra, ta, ra_ref, ta_ref),
+                "ra": ra, "ta": ta, "ra_retrain": ra_ref, "ta_retrain": ta_ref,
+                "max_epsilon": fq.max_epsilon, "delta": fq.delta,
+                "epsilon_median": float(np.median(eps)),
+                "epsilons": [round(float(v), 4) for v in eps]}
+
+    def verdict(self, result: dict[str, Any], reference: dict[str, Any] | None, th: Thresholds) -> str | None:
+        if reference is None:
+            return None
+        f, f_ref = result["F"], reference["F"]
+        if f < th.challenge_f_ratio * f_ref:
+            return f"the challenge score (F {f:.3f} vs retrain's {f_ref:.3f})"
+        return None
+
+    @staticmethod
+    def threshold_text(th: Thresholds) -> str:
+        return (f"the challenge score *catches* it when F < {th.challenge_f_ratio:g} x retrain's F "
+                "(F is two-sided: scores shifted either way lower it)")

@@ -24,15 +24,20 @@ All attack outputs follow the package convention: higher = more likely member.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
-from obliviate.audit.attacks.roc import _as_bool_array, _as_float_array
+from obliviate.audit.attacks.base import (Attack, AttackConfig, AttackInput, GroupScores, Thresholds, far_from,
+                                          register)
+from obliviate.audit.attacks.roc import AttackResult, _as_bool_array, _as_float_array, thin_roc
 from obliviate.errors import ConfigError, DataError, ShapeError
 
 __all__ = [
+    "LiRA",
+    "LiRAConfig",
     "fit_gaussians",
     "lira_offline",
     "lira_online",
@@ -230,3 +235,75 @@ def lira_offline(
     mu_out, sd_out = fit_gaussians(s, ~m, fix_variance=fix_variance, min_std=min_std, side="out")
     z = (t - mu_out) / sd_out
     return -log_ndtr(-z)  # log survival function of the out Gaussian, negated
+
+
+# --------------------------------------------------------------------------- the registered attack
+@dataclass(frozen=True)
+class LiRAConfig(AttackConfig):
+    """LiRA as an attacker who does not know the unlearning method (Carlini et al. 2022)."""
+
+    #: below this many fitting models per group, share one variance across examples
+    #: (Carlini et al.: per-example variances need many shadow models)
+    per_example_variance_from: int = 32
+
+
+@register
+class LiRA(Attack):
+    """Per forget example, an "in" Gaussian fitted on ``trained`` models and an "out" one on ``retrained``
+    models of one half of the replicas; positives are the held-out half of the method's models U,
+    negatives the held-out half of R (then the halves swap). AUC and TPR at 1% / 0.1% FPR over every
+    (model, example) pair, online and offline."""
+
+    name = "lira"
+    title = "LiRA"
+    paper = "Carlini et al. 2022, Membership Inference Attacks From First Principles (IEEE S&P)"
+    Config = LiRAConfig
+    order = 20
+
+    def run(self, inputs: AttackInput) -> dict[str, Any]:
+        target, trained, retrained = _need_groups(inputs, self.name)
+        fix_variance = retrained.n_models - retrained.n_models // 2 < self.config.per_example_variance_from
+        n = retrained.n_models
+        idx = np.arange(n)
+        halves = (idx % 2 == 0, idx % 2 == 1)
+        found: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"online": ([], []), "offline": ([], [])}
+        for fit, held in (halves, halves[::-1]):
+            shadows = np.concatenate([trained.forget[fit], retrained.forget[fit]])
+            in_mask = np.zeros(shadows.shape, dtype=bool)
+            in_mask[: int(fit.sum())] = True
+            for name, attack in (("online", lira_online), ("offline", lira_offline)):
+                found[name][0].append(attack(target.forget[held], shadows, in_mask, fix_variance=fix_variance).ravel())
+                found[name][1].append(attack(retrained.forget[held], shadows, in_mask, fix_variance=fix_variance).ravel())
+        out: dict[str, Any] = {"fix_variance": fix_variance}
+        for name, (pos, neg) in found.items():
+            p, q = np.concatenate(pos), np.concatenate(neg)
+            scores, labels = np.r_[p, q], np.r_[np.ones(p.size, bool), np.zeros(q.size, bool)]
+            res = AttackResult.from_scores(f"LiRA {name}", scores, labels)
+            # the same attack with the sign flipped: an AUC far below 0.5 is as much evidence
+            flipped = AttackResult.from_scores(f"LiRA {name} (negated)", -scores, labels)
+            fpr, tpr = thin_roc(res.fpr, res.tpr)
+            out[name] = {"auc": res.auc, "tpr_at_1pct": res.tpr_at_1pct, "tpr_at_0_1pct": res.tpr_at_0_1pct,
+                         "n_members": res.n_members, "n_nonmembers": res.n_nonmembers, "fpr": fpr, "tpr": tpr,
+                         "negated": {"tpr_at_1pct": flipped.tpr_at_1pct, "tpr_at_0_1pct": flipped.tpr_at_0_1pct}}
+        return out
+
+    def verdict(self, result: dict[str, Any], reference: dict[str, Any] | None, th: Thresholds) -> str | None:
+        on = result["online"]
+        tpr = max(on["tpr_at_1pct"], on.get("negated", {}).get("tpr_at_1pct", 0.0))
+        if far_from(on["auc"], 0.5, th.lira_auc - 0.5) or tpr >= th.lira_tpr_1pct:
+            side = ", below chance" if on["auc"] < 0.5 else ""
+            return f"LiRA (AUC {on['auc']:.3f}{side}, TPR@1%FPR {tpr:.3f})"
+        return None
+
+    @staticmethod
+    def threshold_text(th: Thresholds) -> str:
+        return (f"LiRA *catches* it when its online AUC is >= {th.lira_auc:g} or <= {1 - th.lira_auc:g} "
+                f"(as far from chance either way) or its TPR at 1% FPR, for the scores or their negation, is "
+                f">= {th.lira_tpr_1pct:g}")
+
+
+def _need_groups(inputs: AttackInput, name: str) -> tuple[GroupScores, GroupScores, GroupScores]:
+    if inputs.target is None or inputs.trained is None or inputs.retrained is None:
+        raise DataError(f"The {name!r} attack needs replica scores (target, trained and retrained groups); "
+                        "run it with --replicas >= 4.")
+    return inputs.target, inputs.trained, inputs.retrained

@@ -35,10 +35,14 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from obliviate.errors import ConfigError
+import numpy as np
 
-__all__ = ["RelearnRecovery", "relearn_recovery"]
+from obliviate.audit.attacks.base import Attack, AttackConfig, AttackInput, Thresholds, far_from, register
+from obliviate.errors import ConfigError, DataError
+
+__all__ = ["Relearn", "RelearnConfig", "RelearnRecovery", "relearn_recovery"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,64 @@ def relearn_recovery(
         excess_recovery=gain - control_gain,
         after_gap=float(acc_after) - float(acc_after_control),
     )
+
+
+# --------------------------------------------------------------------------- the registered attack
+@dataclass(frozen=True)
+class RelearnConfig(AttackConfig):
+    """The relearning attack's fine-tuning (its accuracies are measured by the orchestration)."""
+
+    #: Adam steps on the relearn half A of the forget set
+    steps: int = 20
+    #: learning rate; None: the run's training learning rate
+    lr: float | None = None
+    #: models of each group (and of the control) that are fine-tuned
+    models: int = 16
+
+
+def _ci(values: np.ndarray) -> list[float]:
+    from obliviate.audit.metrics import mean_ci
+
+    mean, half = mean_ci(np.asarray(values, dtype=float))
+    return [mean, half]
+
+
+@register
+class Relearn(Attack):
+    """Each of the first ``models`` models of U and, as the never-exposed control, the model of R with the
+    same index are fine-tuned for ``steps`` Adam steps on half A of the forget set; accuracy on the
+    other half B before and after gives :func:`relearn_recovery`."""
+
+    name = "relearn"
+    title = "relearning"
+    paper = ("Hu et al. 2024, Jogging the Memory of Unlearned Models Through Targeted Relearning Attacks; "
+             "Lynch et al. 2024, Eight Methods to Evaluate Robust Unlearning in LLMs")
+    Config = RelearnConfig
+    order = 50
+    needs = frozenset({"replicas", "relearn"})
+    settings_fields = {"steps": "relearn_steps", "lr": "relearn_lr", "models": "relearn_models"}
+
+    def run(self, inputs: AttackInput) -> dict[str, Any]:
+        rel = inputs.relearn
+        if rel is None:
+            raise DataError("The 'relearn' attack needs relearning accuracies; run it with --replicas >= 4.")
+        before, after, cb, ca = rel.before, rel.after, rel.control_before, rel.control_after
+        summary = relearn_recovery(float(before.mean()), float(after.mean()), float(cb.mean()), float(ca.mean()))
+        return {**summary.to_dict(),
+                "after_gap_ci": _ci(after - ca),
+                "excess_recovery_ci": _ci((after - before) - (ca - cb)),
+                "acc_before": float(before.mean()), "acc_after": float(after.mean()),
+                "control_before": float(cb.mean()), "control_after": float(ca.mean()),
+                "models": int(before.size), "steps": rel.steps, "lr": rel.lr,
+                "relearn_examples": rel.relearn_examples, "held_back_examples": rel.held_back_examples}
+
+    def verdict(self, result: dict[str, Any], reference: dict[str, Any] | None, th: Thresholds) -> str | None:
+        gap = result["after_gap"]
+        if far_from(gap, 0.0, th.relearn_after_gap):
+            return f"relearning ({gap:+.3f} accuracy over the control)"
+        return None
+
+    @staticmethod
+    def threshold_text(th: Thresholds) -> str:
+        return (f"relearning *catches* it when, after relearning, its accuracy on the held-back forget half "
+                f"is >= {th.relearn_after_gap:g} above or below the retrained control's")

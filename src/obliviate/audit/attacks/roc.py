@@ -11,7 +11,8 @@ Principles") reports give the AUC *and* the TPR at 1% and 0.1% FPR, with the
 ROC curve on log-log axes: an attack that is confident on a few examples is a
 privacy failure even when its AUC is near 0.5.
 
-Everything here is a pure function of numpy arrays.
+Everything here is a pure function of numpy arrays. This is the one ROC/AUC implementation of
+the package: :mod:`obliviate.audit.mia` and :mod:`obliviate.audit.lm_mia` call it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from obliviate.errors import ConfigError, DataError, ShapeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AttackResult", "auc", "plot_roc", "roc_curve", "tpr_at_fpr"]
+__all__ = ["AttackResult", "auc", "plot_roc", "roc_curve", "thin_roc", "tpr_at_fpr"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -256,3 +257,14 @@ def plot_roc(results: Sequence[AttackResult], *, title: str | None = None) -> An
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def thin_roc(fpr: np.ndarray, tpr: np.ndarray, points: int = 160) -> tuple[list[float], list[float]]:
+    """A few hundred ROC points, dense at low FPR (for JSON and plots); keeps the best TPR per FPR."""
+    if fpr.size <= points:
+        return fpr.tolist(), tpr.tolist()
+    lo = max(float(fpr[fpr > 0].min()) if (fpr > 0).any() else 1e-6, 1e-7)
+    grid = np.unique(np.r_[0.0, np.geomspace(lo, 1.0, points), np.linspace(0, 1, 21)])
+    idx = np.searchsorted(fpr, grid, side="right") - 1
+    idx = np.unique(np.clip(idx, 0, fpr.size - 1))
+    return [float(v) for v in fpr[idx]], [float(v) for v in tpr[idx]]

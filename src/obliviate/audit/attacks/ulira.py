@@ -44,11 +44,12 @@ from typing import Any
 
 import numpy as np
 
+from obliviate.audit.attacks.base import Attack, AttackConfig, AttackInput, Thresholds, far_from, register
 from obliviate.audit.attacks.lira import MIN_STD, _gauss_logpdf, fit_gaussians
 from obliviate.audit.attacks.roc import _as_float_array
 from obliviate.errors import ConfigError, DataError, ShapeError
 
-__all__ = ["ULiRAResult", "ulira", "ulira_llr"]
+__all__ = ["ULiRA", "ULiRAConfig", "ULiRAResult", "ulira", "ulira_llr"]
 
 _PROTOCOLS = ("split", "loo")
 
@@ -214,3 +215,54 @@ def ulira(
         seed=used_seed,
         fix_variance=fix_variance,
     )
+
+
+# --------------------------------------------------------------------------- the registered attack
+@dataclass(frozen=True)
+class ULiRAConfig(AttackConfig):
+    """U-LiRA on the method's models U against retrained models R (Hayes et al. 2024)."""
+
+    #: seeded half splits averaged ("split" protocol)
+    repeats: int = 8
+    #: below this many fitting models per group, share one variance across examples
+    per_example_variance_from: int = 32
+
+
+@register
+class ULiRA(Attack):
+    """Per forget example, can a held-out model be told "unlearned" from "retrained"? Mean balanced
+    accuracy over examples; 0.5 is ideal."""
+
+    name = "ulira"
+    title = "U-LiRA"
+    paper = ("Hayes et al. 2024, Inexact Unlearning Needs More Careful Evaluations to Avoid a False Sense "
+             "of Privacy")
+    Config = ULiRAConfig
+    order = 30
+    settings_fields = {"repeats": "ulira_repeats"}
+
+    def run(self, inputs: AttackInput) -> dict[str, Any]:
+        if inputs.target is None or inputs.retrained is None:
+            raise DataError("The 'ulira' attack needs replica scores; run it with --replicas >= 4.")
+        u, r = inputs.target, inputs.retrained
+        fix_variance = r.n_models - r.n_models // 2 < self.config.per_example_variance_from
+        res = ulira(u.forget, r.forget, protocol="split", seed=inputs.seed, n_repeats=self.config.repeats,
+                    fix_variance=fix_variance)
+        acc = res.per_example_accuracy
+        return {"mean_accuracy": res.mean_accuracy,
+                "share_at_least_0_75": float((acc >= 0.75).mean()),
+                "quantiles": {q: float(np.quantile(acc, float(q))) for q in ("0.1", "0.5", "0.9")},
+                "per_example_accuracy": [round(float(v), 4) for v in acc],
+                "n_unlearned": res.n_unlearned, "n_retrained": res.n_retrained,
+                "n_repeats": res.n_repeats, "fix_variance": res.fix_variance}
+
+    def verdict(self, result: dict[str, Any], reference: dict[str, Any] | None, th: Thresholds) -> str | None:
+        acc = result["mean_accuracy"]
+        if far_from(acc, 0.5, th.ulira_accuracy - 0.5):
+            return f"U-LiRA (accuracy {acc:.3f}" + (", below chance)" if acc < 0.5 else ")")
+        return None
+
+    @staticmethod
+    def threshold_text(th: Thresholds) -> str:
+        return (f"U-LiRA *catches* it when the mean per-example accuracy is >= {th.ulira_accuracy:g} or "
+                f"<= {1 - th.ulira_accuracy:g} (0.5 is ideal)")

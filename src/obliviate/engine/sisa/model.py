@@ -6,6 +6,10 @@ request durably in the ledger, retrains only the affected shards from their last
 unaffected slice, publishes the next version with one atomic pointer switch, and returns
 a :class:`ForgetReceipt`. Requests that a crash interrupted are applied, exactly once,
 by the next writer (``forget``, ``forget_many`` or ``recover``).
+
+This module is the model: shards, slices, aggregation, prediction, the store's files.
+Request handling (ledger, forgetting, recovery) is :mod:`obliviate.engine.sisa.requests`;
+receipts are :mod:`.receipts`, residue is :mod:`.recovery`, ledger checks :mod:`.verify`.
 """
 
 from __future__ import annotations
@@ -14,17 +18,23 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from obliviate.data.dataset import ArrayDataset
+from obliviate.data.source import DataSource
 from obliviate.engine.executor import Executor, make_executor
-from obliviate.engine.ledger import Ledger, LedgerRequest, VerifyReport, derive_request_id, utc_now
+from obliviate.engine.keys import SigningKey, VerifyKey, default_key_path
+from obliviate.engine.ledger import Ledger, utc_now
 from obliviate.engine.sisa.aggregate import AGGREGATORS
 from obliviate.engine.sisa.config import SisaConfig
+from obliviate.engine.sisa.receipts import ForgetReceipt, ForgetRequest
+from obliviate.engine.sisa.recovery import remove_unused
+from obliviate.engine.sisa.requests import RequestsMixin
 from obliviate.engine.sisa.training import (
     ShardJob,
     ShardResult,
@@ -35,62 +45,16 @@ from obliviate.engine.sisa.training import (
     run_shard_job,
     slice_keys,
 )
-from obliviate.engine.store import ModelStore
-from obliviate.errors import CheckpointError, ConfigError, DataError, ForgetSetError, LedgerError
-from obliviate.models.zoo import build_model
+from obliviate.engine.sisa.verify import check_ledger, sign_version
+from obliviate.engine.store import ModelStore, durable_write_json
+from obliviate.errors import CheckpointError, ConfigError, DataError, LedgerError
+from obliviate.models.zoo import build_model, check_factory_allowed
 from obliviate.progress import NullProgress, Progress
-from obliviate.training.checkpoint import atomic_write_json, load_into
+from obliviate.training.checkpoint import load_into
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = "obliviate-sisa-store-v1"
-
-
-@dataclass(frozen=True)
-class ForgetRequest:
-    """One erasure request: example ids and/or a subject, with an optional reason and id."""
-
-    ids: Sequence[str] = ()
-    subject: str | None = None
-    reason: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ForgetReceipt:
-    """What happened to a request; ``duplicate`` is True when it had been submitted before."""
-
-    request_id: str
-    status: str
-    subject: str | None
-    example_ids: list[str]
-    reason: str | None
-    received_at: str
-    model_version_before: int | None
-    model_version_after: int | None
-    shards_retrained: list[int] = field(default_factory=list)
-    slices_replayed: int = 0
-    slices_reused: int = 0
-    work_fraction: float = 0.0
-    seconds: float = 0.0
-    batch: list[str] = field(default_factory=list)
-    error: str | None = None
-    duplicate: bool = False
-
-    @classmethod
-    def from_ledger(cls, req: LedgerRequest, *, duplicate: bool = False) -> ForgetReceipt:
-        res = req.result or {}
-        return cls(request_id=req.request_id, status=req.status, subject=req.subject,
-                   example_ids=list(req.example_ids), reason=req.reason, received_at=req.received_at,
-                   model_version_before=req.version_before, model_version_after=req.version_after,
-                   shards_retrained=list(res.get("shards_retrained", [])),
-                   slices_replayed=int(res.get("slices_replayed", 0)), slices_reused=int(res.get("slices_reused", 0)),
-                   work_fraction=float(res.get("work_fraction", 0.0)),
-                   seconds=float((req.timings or {}).get("seconds", 0.0)), batch=list(res.get("batch", [])),
-                   error=req.error, duplicate=duplicate)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -107,7 +71,7 @@ class _ShardPlan:
         return self.start < len(self.keys)
 
 
-class Sisa:
+class Sisa(RequestsMixin):
     """A SISA ensemble stored in ``store``.
 
     Args:
@@ -116,16 +80,24 @@ class Sisa:
         executor: ``serial``, ``process``, ``ray`` or an :class:`Executor`; shard jobs run on it.
         executor_options: keyword options of the executor (e.g. ``max_workers``).
         progress: progress callback.
+        key_file: the ledger's signing key (a :class:`SigningKey` or its file); None: the
+            default key file (:func:`obliviate.engine.keys.default_key_path`), created on first use.
+        factories: ``package.module:callable`` model factories the caller trusts. A store names
+            its architecture in ``store.json``; a factory named there is imported only if it is
+            listed here (``config.model`` given to ``fit`` is trusted: the caller named it).
     """
 
     def __init__(self, config: SisaConfig | None = None, *, store: str | os.PathLike[str],
                  executor: str | Executor = "serial", executor_options: dict[str, Any] | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, key_file: SigningKey | str | os.PathLike[str] | None = None,
+                 factories: Sequence[str] = ()) -> None:
         self.config = config
         self.store = store
         self.executor = executor
         self.executor_options = executor_options
         self.progress = progress
+        self.key_file = key_file
+        self.factories = factories
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -133,53 +105,81 @@ class Sisa:
         self.executor_ = make_executor(self.executor, **(self.executor_options or {}))
         self.progress_ = self.progress or NullProgress()
         self._models: tuple[int, list[torch.nn.Module], np.ndarray] | None = None
+        self.factories_ = {str(f) for f in self.factories}
 
-    def fit(self, data: ArrayDataset, *, source: dict[str, Any] | None = None) -> Sisa:
+    def _check_model(self) -> None:
+        """Refuse a model factory the store names but the caller did not allow (before any import)."""
+        check_factory_allowed(self.config_.model.name, self.factories_, source=str(self.files_.config_path))
+
+    def fit(self, data: ArrayDataset | DataSource, *, source: DataSource | dict[str, Any] | None = None,
+            overwrite: bool = False) -> Sisa:
         """Train every shard and publish model version 1. Returns ``self``.
 
-        ``source`` (e.g. ``{"dataset": "digits", "data_dir": None}``) records how to load
-        ``data`` again, so the store can be opened without passing the data. Re-running
-        ``fit`` on a store whose training was interrupted resumes it (same config and data).
+        ``data`` is an :class:`ArrayDataset`, or a :class:`DataSource` that is loaded here
+        (its test split is kept as ``test_data_``). ``source`` records how to load an
+        ``ArrayDataset`` again (a :class:`DataSource`, or ``{"dataset": "digits", "data_dir":
+        None}``), so the store can be opened, and forgotten from, without passing the data.
+        Re-running ``fit`` on a store whose training was interrupted resumes it (same config
+        and data). A folder that is not empty and not a store is refused unless
+        ``overwrite``; ``overwrite`` also replaces a trained store (only the store's own
+        files are deleted).
         """
         config = self.config or SisaConfig()
+        schema: dict[str, Any] | None = None
+        classes: list[str] | None = None
+        ModelStore(self.store).refuse_target(overwrite=overwrite)  # before loading any data; again under the lock
+        if isinstance(data, DataSource):
+            if source is not None:
+                raise ConfigError("Give the data source once: Sisa.fit(DataSource(...)) loads and records it.")
+            source = data
+            loaded = data.open()
+            data, schema, classes = loaded.bundle.train, loaded.schema, loaded.classes
+            self.test_data_ = loaded.bundle.test
+        if isinstance(source, dict):
+            source = DataSource.from_dict(source)
+        if source is not None and not isinstance(source, DataSource):
+            raise ConfigError(f"The 'source' parameter of Sisa.fit must be a DataSource or a dict; got "
+                              f"{type(source).__name__} instead.")
         if not isinstance(data, ArrayDataset):
-            raise DataError(f"Sisa.fit needs an ArrayDataset; got {type(data).__name__}.")
+            raise DataError(f"Sisa.fit needs an ArrayDataset or a DataSource; got {type(data).__name__}.")
         if len(data) < config.shards:
             raise ConfigError(f"The 'shards' parameter of SisaConfig must be at most the number of training "
                               f"examples ({len(data)}); got {config.shards} instead.")
         self._setup()
+        self.factories_.add(config.model.name)
         files = self.files_
-        doc = {"format": STORE_FORMAT, "config": config.to_dict(), "source": source,
+        doc = {"format": STORE_FORMAT, "config": config.to_dict(),
+               "source": None if source is None else source.to_dict(),
+               "source_fingerprint": None if source is None else source.fingerprint(), "schema": schema,
+               "classes": classes,
                "data": {"name": data.name, "fingerprint": data.fingerprint, "n": len(data),
                         "input_shape": list(data.input_shape), "n_classes": data.n_classes},
                "torch": torch.__version__}
         with files.lock():
+            if overwrite:
+                files.clear()
+            files.refuse_target(overwrite=overwrite)
             if files.exists():
                 old = files.read_config()
-                if files.current_version() is not None:
-                    raise ConfigError(f"{files.root} already holds a trained SISA model. Open it with Sisa.open, "
-                                      "or train into a new folder.")
                 if old.get("config") != doc["config"] or old.get("data") != doc["data"]:
                     raise ConfigError(f"{files.root} holds an interrupted training with a different configuration "
-                                      "or data; train into a new folder.")
+                                      "or data; train into a new folder, or replace it with --overwrite.")
                 log.info("resuming the interrupted training in %s", files.root)
-            else:
-                files.root.mkdir(parents=True, exist_ok=True)
-                if any(p.name != ".lock" for p in files.root.iterdir()):
-                    raise ConfigError(f"{files.root} is not empty; train a SISA store into a new or empty folder.")
             self.config_ = config
             self.data_ = data
-            self.source_ = source
+            self.source_ = doc["source"]
             self.base_ = key_base(config, fingerprint=data.fingerprint, input_shape=data.input_shape,
                                   n_classes=data.n_classes)
             assignment = place(data, config)
             self.assignment_ = assignment
             self._index_shards()
+            self.ledger_ = Ledger(files.ledger_path, key=self.key_file)
+            self.ledger_.signing_key()  # a writer needs the key: fail (or create it) before training
             if not files.exists():
-                atomic_write_json(files.root / "assignment.json",
-                                  {"shards": [[data.ids[s].tolist() for s in shard] for shard in assignment]})
-                files.write_config(doc)
-            self.ledger_ = Ledger(files.ledger_path)
+                durable_write_json(files.root / "assignment.json",
+                                   {"shards": [[data.ids[s].tolist() for s in shard] for shard in assignment]})
+                files.write_config({**doc, "ledger_id": self.ledger_.ledger_id})
+            self._check_ledger_id()
             t0 = time.perf_counter()
             forgotten = np.zeros(len(data), dtype=bool)
             plans = [self._shard_plan(k, forgotten, None) for k in range(config.shards)]
@@ -189,19 +189,32 @@ class Sisa:
             seconds = time.perf_counter() - t0
             version = {"version": 1, "parent": None, "created_at": utc_now(), "requests": [], "forgotten": [],
                        "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": None}
-            files.publish(version)
+            files.publish(sign_version(version, self.ledger_))
             self.ledger_.record("trained", {"version": 1, "config": config.to_dict(),
                                             "data_fingerprint": data.fingerprint, "seconds": seconds,
                                             "checkpoints": [[s["key"] for s in sh["slices"]] for sh in shards]})
             self._gc(version)
         return self
 
+    def _check_ledger_id(self) -> None:
+        recorded = self.files_.read_config().get("ledger_id")
+        if recorded != self.ledger_.ledger_id:
+            raise LedgerError(f"The ledger {self.files_.ledger_path} is {self.ledger_.ledger_id}, but the store "
+                              f"{self.files_.root} was created with {recorded}: the ledger was replaced (e.g. by "
+                              "another store's). Restore the store's own ledger from a backup.")
+
     @classmethod
     def open(cls, store: str | os.PathLike[str], *, data: ArrayDataset | None = None,
              executor: str | Executor = "serial", executor_options: dict[str, Any] | None = None,
-             progress: Progress | None = None) -> Sisa:
-        """Open a trained store. ``data`` is needed only if the store does not record its source."""
-        self = cls(None, store=store, executor=executor, executor_options=executor_options, progress=progress)
+             progress: Progress | None = None, key_file: SigningKey | str | os.PathLike[str] | None = None,
+             factories: Sequence[str] = ()) -> Sisa:
+        """Open a trained store. ``data`` is needed only if the store does not record its source.
+
+        ``factories``: model factories (``package.module:callable``) you trust; a factory
+        named in the store's files and not listed here is refused before it is imported.
+        """
+        self = cls(None, store=store, executor=executor, executor_options=executor_options, progress=progress,
+                   key_file=key_file, factories=factories)
         self._setup()
         files = self.files_
         doc = files.read_config()
@@ -214,7 +227,8 @@ class Sisa:
         self.source_ = doc.get("source")
         self._data_doc = doc["data"]
         self._data = data
-        self.ledger_ = Ledger(files.ledger_path)
+        self.ledger_ = Ledger(files.ledger_path, key=key_file, create=False)
+        self._check_ledger_id()
         return self
 
     @property
@@ -223,12 +237,13 @@ class Sisa:
         data = self.__dict__.get("_data")
         if data is None:
             src = self.__dict__.get("source_")
-            if not src or not src.get("dataset"):
-                raise ConfigError(f"The store {self.files_.root} does not record where its training data comes "
-                                  "from; pass it: Sisa.open(store, data=...).")
-            from obliviate.data import load_dataset
-
-            data = load_dataset(src["dataset"], data_dir=src.get("data_dir")).train
+            if not src:
+                raise ConfigError(
+                    f"The store {self.files_.root} does not record where its training data comes from (it was "
+                    "trained through the API without a source). From Python, open it with the data: "
+                    "Sisa.open(store, data=...); to use it from the command line, retrain it with "
+                    "`obliviate sisa train --data FILE ...` or Sisa(...).fit(DataSource(...)), which record it.")
+            data = DataSource.from_dict(src).load().train
         if data.fingerprint != self._data_doc["fingerprint"]:
             raise DataError(f"The training data given for {self.files_.root} is not the data it was trained on "
                             f"(fingerprint {data.fingerprint[:12]}... != {self._data_doc['fingerprint'][:12]}...).")
@@ -244,6 +259,7 @@ class Sisa:
         """Load what forgetting needs: data, assignment, key base."""
         if "assignment_" in self.__dict__:
             return
+        self._check_model()
         data = self.data_
         raw = self.files_.read_json(self.files_.root / "assignment.json", "shard assignment")["shards"]
         self.assignment_ = [[data.positions(ids) if ids else np.zeros(0, dtype=np.int64) for ids in shard]
@@ -313,191 +329,9 @@ class Sisa:
         slices += [{"key": s["key"], "sha256": s["sha256"], "n": s["n"], "epochs": s["epochs"]} for s in res.slices]
         return {"n": plan.prefix[-1] if plan.prefix else 0, "slices": slices}
 
-    # ------------------------------------------------------------------ forgetting
-    def _resolve(self, req: ForgetRequest) -> list[str]:
-        data = self.data_
-        ids = [str(i) for i in req.ids]
-        if req.subject is not None and not ids:
-            if data.subjects is None:
-                raise ForgetSetError("This store's data has no subjects, so a request by subject alone cannot be "
-                                     "resolved; give the example ids.")
-            ids = data.ids[data.subjects == str(req.subject)].tolist()
-            if not ids:
-                raise ForgetSetError(f"No training example belongs to subject {req.subject!r}.")
-        if not ids:
-            raise ForgetSetError("A forget request needs example ids or a subject; got neither.")
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise ForgetSetError(f"The request lists these ids more than once: {', '.join(dup[:5])}.")
-        data.positions(ids)  # unknown ids -> ForgetSetError naming them
-        return ids
-
-    def submit(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
-               request_id: str | None = None) -> ForgetReceipt:
-        """Validate and durably record a request without applying it (status ``received``)."""
-        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=False)[0]
-
-    def forget(self, ids: Sequence[str] = (), *, subject: str | None = None, reason: str | None = None,
-               request_id: str | None = None) -> ForgetReceipt:
-        """Forget examples (or all of a subject's): record, retrain affected shards, publish.
-
-        Re-submitting a request (same ``request_id``, or the same subject, ids and reason)
-        returns its receipt with ``duplicate=True`` and changes nothing.
-        """
-        return self._submit_all([ForgetRequest(ids, subject, reason, request_id)], apply=True)[0]
-
-    def forget_many(self, requests: Sequence[ForgetRequest]) -> list[ForgetReceipt]:
-        """Record several requests, then apply them together: each affected shard is
-        retrained once, from the earliest slice any of them touches."""
-        return self._submit_all(list(requests), apply=True)
-
-    def recover(self) -> list[ForgetReceipt]:
-        """Apply every request that was recorded but not applied (e.g. after a crash)."""
-        with self.files_.lock():
-            self._check_ledger()
-            receipts = self._apply_pending()
-            self._gc(self.current())  # a writer killed after publishing leaves old checkpoints behind
-            return receipts
-
-    def _check_ledger(self) -> None:
-        check_ledger(self.ledger_, self.current())
-
-    def _submit_all(self, requests: list[ForgetRequest], *, apply: bool) -> list[ForgetReceipt]:
-        with self.files_.lock():
-            self._check_ledger()
-            self._ensure_state()
-            cur = self.current()
-            forgotten = set(cur["forgotten"])
-            pending_ids = {i: r.request_id for r in self.ledger_.pending() for i in r.example_ids}
-            plans: list[tuple[str, ForgetRequest, list[str] | None]] = []
-            claimed: dict[str, str] = {}
-            for req in requests:
-                existing = self.ledger_.get(req.request_id) if req.request_id else None
-                if existing is None and not req.request_id:
-                    ids = self._resolve(req)
-                    existing = self.ledger_.get(derive_request_id(req.subject, ids, req.reason))
-                if existing is not None:
-                    if req.ids and sorted(map(str, req.ids)) != sorted(existing.example_ids) or (
-                            req.subject is not None and req.subject != existing.subject):
-                        raise ForgetSetError(f"Request id {existing.request_id!r} was already used for a different "
-                                             "request (other ids or subject); nothing was changed. Use a new id.")
-                    plans.append((existing.request_id, req, None))
-                    continue
-                ids = self._resolve(req)
-                gone = sorted(set(ids) & forgotten)
-                if gone:
-                    raise ForgetSetError(f"{len(gone)} id(s) were already forgotten (first: {', '.join(gone[:5])}); "
-                                         "nothing was changed. Drop them from the request.")
-                busy = sorted(i for i in ids if i in pending_ids or i in claimed)
-                if busy:
-                    other = pending_ids.get(busy[0]) or claimed.get(busy[0])
-                    raise ForgetSetError(f"{len(busy)} id(s) are already in request {other!r}, which is not applied "
-                                         f"yet (first: {', '.join(busy[:5])}); nothing was changed.")
-                rid = req.request_id or derive_request_id(req.subject, ids, req.reason)
-                claimed.update({i: rid for i in ids})
-                plans.append((rid, req, ids))
-            new_ids = set(claimed)
-            if new_ids:
-                if len(forgotten | new_ids | set(pending_ids)) >= len(self.data_):
-                    raise ForgetSetError("These requests would forget every training example; nothing was changed.")
-                self._check_start_checkpoints(cur, forgotten | new_ids | set(pending_ids))
-            created: set[str] = set()
-            for rid, req, ids in plans:
-                if ids is not None:
-                    _, was_new = self.ledger_.submit(example_ids=ids, subject=req.subject, reason=req.reason,
-                                                     request_id=rid)
-                    if was_new:
-                        created.add(rid)
-            if apply:
-                wanted = {rid for rid, _, _ in plans}
-                if any(self.ledger_.get(rid).status != "applied" for rid in wanted):  # type: ignore[union-attr]
-                    self._apply_pending(retry=wanted)
-            return [ForgetReceipt.from_ledger(self.ledger_.get(rid), duplicate=rid not in created)  # type: ignore[arg-type]
-                    for rid, _, _ in plans]
-
-    def _plan(self, cur: dict[str, Any], forgotten_ids: set[str]) -> list[_ShardPlan | None]:
-        """For every shard, what it takes to bring it up to date with ``forgotten_ids``;
-        None for a shard that holds none of the newly forgotten ids (its keys cannot change)."""
-        data = self.data_
-        mask = np.zeros(len(data), dtype=bool)
-        if forgotten_ids:
-            mask[data.positions(sorted(forgotten_ids))] = True
-        new = sorted(set(forgotten_ids) - set(cur["forgotten"]))
-        touched = set(self._shard_of_row[data.positions(new)].tolist()) if new else set()
-        return [self._shard_plan(k, mask, cur["shards"][k]) if k in touched else None
-                for k in range(self.config_.shards)]
-
-    def _check_start_checkpoints(self, cur: dict[str, Any], forgotten_ids: set[str]) -> None:
-        """Refuse before recording anything if a checkpoint a retrain starts from is corrupt."""
-        for plan in self._plan(cur, forgotten_ids):
-            if plan is not None and plan.changed and plan.start > 0:
-                self.files_.check_checkpoint(plan.keys[plan.start - 1], plan.start_sha256 or "")
-
-    def _apply_pending(self, retry: set[str] | None = None) -> list[ForgetReceipt]:
-        """Apply all received/interrupted requests (and failed ones named in ``retry``) as one batch."""
-        self._ensure_state()
-        cur = self.current()
-        todo = self.ledger_.pending()
-        if retry:
-            todo += [r for r in self.ledger_.requests(status="failed") if r.request_id in retry]
-        if not todo:
-            return []
-        done_in_current = [r for r in todo if r.request_id in set(cur["requests"])]
-        for req in done_in_current:
-            # Published before a crash, not yet marked: record it, do not apply it again.
-            log.info("request %s is already in model version %d; recording it as applied", req.request_id,
-                     cur["version"])
-            self.ledger_.mark_applied(req.request_id, **_applied_fields(cur))
-        todo = [r for r in todo if r.request_id not in set(cur["requests"])]
-        if not todo:
-            return [ForgetReceipt.from_ledger(self.ledger_.get(r.request_id)) for r in done_in_current]  # type: ignore[arg-type]
-        t0 = time.perf_counter()
-        for req in todo:
-            self.ledger_.mark_applying(req.request_id, version_before=cur["version"])
-        forgotten = set(cur["forgotten"]) | {i for r in todo for i in r.example_ids}
-        try:
-            plan = self._plan(cur, forgotten)
-            jobs = [self._job(p) for p in plan if p is not None and p.changed]
-            results = {res.shard: res for res in self.executor_.map(
-                run_shard_job, jobs, progress=self.progress_, description="retrain shards")}
-        except Exception as exc:
-            for req in todo:
-                self.ledger_.mark_failed(req.request_id, error=f"{type(exc).__name__}: {exc}")
-            raise
-        shards = [self._shard_doc(p, results[p.shard], cur["shards"][p.shard]) if p is not None and p.changed
-                  else cur["shards"][k] for k, p in enumerate(plan)]
-        replayed = [s for r in results.values() for s in r.slices]
-        full = len(self.data_) * self.config_.recipe.epochs
-        seconds = time.perf_counter() - t0
-        batch = {
-            "requests": [r.request_id for r in todo],
-            "shards_retrained": sorted(results),
-            "slices_replayed": sum(not s["reused"] for s in replayed),
-            "slices_reused": sum(bool(s["reused"]) for s in replayed),
-            "work_fraction": sum(s["n"] * s["epochs"] for s in replayed if not s["reused"]) / max(1, full),
-            "seconds": seconds,
-            "shard_seconds": {str(k): r.wall_s for k, r in results.items()},
-        }
-        version = {"version": cur["version"] + 1, "parent": cur["version"], "created_at": utc_now(),
-                   "requests": cur["requests"] + batch["requests"], "forgotten": sorted(forgotten),
-                   "shards": shards, "ledger_head": list(self.ledger_.head()), "batch": batch}
-        self.files_.publish(version)
-        self._models = None
-        for req in todo:
-            self.ledger_.mark_applied(req.request_id, **_applied_fields(version))
-        self._gc(version)
-        log.info("published model version %d (%d request(s), shards %s, %.2fs)", version["version"], len(todo),
-                 batch["shards_retrained"], seconds)
-        return [ForgetReceipt.from_ledger(self.ledger_.get(r.request_id))  # type: ignore[arg-type]
-                for r in [*done_in_current, *todo]]
-
     def _gc(self, version: dict[str, Any]) -> None:
         """Delete checkpoints the served version does not use: they may hold forgotten data."""
-        keep = {s["key"] for sh in version["shards"] for s in sh["slices"]}
-        self.files_.remove_temp_files()
-        removed = self.files_.remove_checkpoints(self.files_.checkpoint_keys() - keep)
-        if removed:
-            log.info("removed %d checkpoint(s) not used by version %d", removed, version["version"])
+        remove_unused(self.files_, version)
 
     # ------------------------------------------------------------------ prediction
     def _load_models(self) -> tuple[int, list[torch.nn.Module], np.ndarray]:
@@ -505,6 +339,7 @@ class Sisa:
             cur = self.current()
             if self._models is not None and self._models[0] == cur["version"]:
                 return self._models
+            self._check_model()
             doc = self.files_.read_config()["data"]
             models, sizes = [], []
             try:
@@ -556,49 +391,34 @@ class Sisa:
         return self.files_.load_checkpoint(last["key"], last["sha256"])
 
     # ------------------------------------------------------------------ status
+    def _known_key(self) -> VerifyKey | None:
+        """The public key of the signing key file, if there is one (a reader never creates a key)."""
+        if isinstance(self.key_file, SigningKey):
+            return self.key_file.public
+        path = Path(self.key_file).expanduser() if self.key_file is not None else default_key_path()
+        return SigningKey.load(path).public if path.is_file() else None
+
+    def _source_matches(self) -> bool | None:
+        """Whether the recorded data source's files still hash to the recorded fingerprint (None: unknown)."""
+        recorded = self.files_.read_config().get("source_fingerprint")
+        if not self.source_ or not recorded:
+            return None
+        return DataSource.from_dict(self.source_).fingerprint() == recorded
+
     def status(self) -> dict[str, Any]:
+        """The served version, shard sizes, requests by status, and any residue (checks the ledger first)."""
         cur = self.current()
+        report = check_ledger(self.ledger_, cur, expected_key=self._known_key())
         counts: dict[str, int] = {}
         for r in self.ledger_.requests():
             counts[r.status] = counts.get(r.status, 0) + 1
         return {"store": str(self.files_.root), "model_version": cur["version"], "created_at": cur["created_at"],
-                "config": self.config_.to_dict(), "source": self.source_,
+                "config": self.config_.to_dict(), "source": self.source_, "source_matches": self._source_matches(),
                 "shard_sizes": [s["n"] for s in cur["shards"]], "forgotten": len(cur["forgotten"]),
                 "requests": counts, "pending": [r.request_id for r in self.ledger_.pending()],
+                "residue": self.residue(), "ledger": {"ok": True, "events": report.n_events,
+                                                      "key_fingerprint": report.key_fingerprint},
                 "ideal_speedup": self.config_.ideal_speedup()}
 
 
-def check_ledger(ledger: Ledger, version: dict[str, Any] | None) -> VerifyReport:
-    """Verify the ledger's chain and that it still holds the entry ``version`` was published after
-    (a chain alone cannot show that its tail was cut off). Raises :class:`LedgerError`."""
-    report = ledger.verify()
-    version = version or {}
-    seq, head = version.get("ledger_head") or (0, None)
-    if seq and ledger.hash_at(seq) != head:
-        raise LedgerError(f"The ledger {ledger.path} does not contain entry #{seq}, which model version "
-                          f"{version.get('version')} was published after: the ledger was truncated or replaced. "
-                          "Restore it from a backup.")
-    return report
-
-
-def verify_store_ledger(store: str | os.PathLike[str]) -> VerifyReport:
-    """``obliviate ledger verify``: check a store's ledger without loading its data or models."""
-    files = ModelStore(store)
-    if not files.ledger_path.is_file():
-        raise LedgerError(f"No ledger at {files.ledger_path}. Is {files.root} a store made by `obliviate sisa train`?")
-    version = files.current_version()
-    with Ledger(files.ledger_path) as ledger:
-        return check_ledger(ledger, None if version is None else files.read_version(version))
-
-
-def _applied_fields(version: dict[str, Any]) -> dict[str, Any]:
-    batch = version["batch"] or {}
-    return {"version_after": version["version"],
-            "checkpoints": {str(k): [s["key"] for s in sh["slices"]] for k, sh in enumerate(version["shards"])
-                            if k in set(batch.get("shards_retrained", []))},
-            "timings": {"seconds": batch.get("seconds", 0.0), "shard_seconds": batch.get("shard_seconds", {})},
-            "result": {key: batch.get(key) for key in ("shards_retrained", "slices_replayed", "slices_reused",
-                                                       "work_fraction")} | {"batch": batch.get("requests", [])}}
-
-
-__all__ = ["ForgetReceipt", "ForgetRequest", "Sisa", "check_ledger", "verify_store_ledger"]
+__all__ = ["ForgetReceipt", "ForgetRequest", "STORE_FORMAT", "Sisa"]

@@ -184,8 +184,12 @@ def run_shard_job(job: ShardJob) -> ShardResult:
             _train_slice(model, job.x, job.y, job.ids, job.prefix[r], recipe,
                          derive_seed(job.seed, job.shard, r), job.n_classes)
             wall = time.perf_counter() - ts
+            # The sidecar is the checkpoint's lineage: every example id its weights were trained
+            # on (the cumulative slices 0..r), so recovery can tell which files hold forgotten data.
             prev_sha = store.save_checkpoint(key, state_to_tensors(model), {
-                "shard": job.shard, "slice": r, "n": job.prefix[r], "epochs": job.epochs, "wall_s": wall})
+                "shard": job.shard, "slice": r, "n": job.prefix[r], "epochs": job.epochs, "wall_s": wall,
+                "parent": job.keys[r - 1] if r > 0 else None,
+                "trained_on": [str(i) for i in job.ids[: job.prefix[r]].tolist()]})
             held = key
             result.slices.append({"slice": r, "key": key, "sha256": prev_sha, "n": job.prefix[r],
                                   "epochs": job.epochs, "wall_s": wall, "reused": False})

@@ -11,7 +11,7 @@ see BENCHMARKS.md); a cosine schedule lets retain accuracy recover by the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -23,6 +23,11 @@ from obliviate.removal.approximate._steps import clip_and_step
 
 @dataclass
 class FinetuneConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 2.0, "lr": 1e-3, "batch_size": 64}}
+
     epochs: float = 3.0  # passes over the retain set
     lr: float = 3e-3
     optimizer: str = "adam"

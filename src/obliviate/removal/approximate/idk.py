@@ -15,7 +15,7 @@ Each forget example gets one refusal, drawn with the run seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -31,6 +31,11 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class IdkConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 6.0, "lr": 5e-4, "batch_size": 32}}
+
     epochs: float = 5.0          # passes over the forget set
     lr: float = 1e-5             # TOFU's rate for 7B models; small models take more
     optimizer: str = "adam"

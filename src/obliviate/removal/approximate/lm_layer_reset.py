@@ -13,7 +13,7 @@ not); ``train="all"`` fine-tunes everything after the reset.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -30,6 +30,11 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class LMLayerResetConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"k": 1, "epochs": 4.0, "lr": 2e-3, "batch_size": 64}}
+
     k: int = 1                                   # how many transformer blocks to re-initialise
     which: Literal["last", "first"] = "last"
     train: Literal["reset", "all"] = "all"       # "reset" = EU-k (only the reset blocks learn)

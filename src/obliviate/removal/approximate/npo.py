@@ -16,7 +16,7 @@ over answer tokens, as in the official code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,11 @@ from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, Unle
 
 @dataclass
 class NPOConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 10.0, "lr": 2e-4, "batch_size": 32, "retain_weight": 1.5}}
+
     epochs: float = 5.0          # passes over the forget set
     lr: float = 1e-5             # the paper's rate for 7B models; small models take more
     optimizer: str = "adam"

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,12 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class RMUConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"layer": "transformer.h.0", "steering_coeff": 15.0, "alpha": 20.0, "lr": 1e-3, "epochs": 5.0,
+                "batch_size": 32}}
+
     layer: str = "auto"           # module name (see model.named_modules()) whose output is steered
     update: str | list[str] = "up_to_layer"   # "up_to_layer", "layer", "all", or module names to update
     steering_coeff: float = 6.5   # c: norm of the target activation c * u (paper, Zephyr-7B)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,6 +37,11 @@ from obliviate.training.recipe import make_optimizer
 
 @dataclass
 class WHPConfig(MethodConfig):
+    # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
+    # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
+    # sample; a setting that forgets without losing more than ~10% utility where one was found.
+    task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 8.0, "lr": 5e-4, "batch_size": 32, "alpha": 10.0, "retain_weight": 1.0}}
+
     reinforce_epochs: float = 3.0  # passes over the forget set to build the reinforced model
     reinforce_lr: float | None = None  # None = lr
     alpha: float = 5.0             # strength of the logit subtraction

@@ -1,3 +1,4 @@
+# ~560 lines: the batched trainer and its one-at-a-time reference must stay side by side (they must agree).
 """Train many small models at once with ``torch.func`` (shadow models, retrain oracles).
 
 Strong audits (LiRA, U-LiRA, the NeurIPS 2023 challenge score) need tens to

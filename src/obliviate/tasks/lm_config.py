@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from obliviate.bench.config import BudgetConfig
 from obliviate.config import StrictModel
 from obliviate.models.lm import GPT2Spec
+from obliviate.tasks.base import RecipeFields, RunConfig
 from obliviate.training.lm import LMRecipe
 
 # Splits of the TOFU task (forget share in percent).
@@ -35,23 +35,16 @@ class GPT2Config(StrictModel):
                         n_positions=self.n_positions or n_positions)
 
 
-class LMRecipeConfig(StrictModel):
+class LMRecipeConfig(RecipeFields):
     """Overrides of the task's default recipe (None keeps the default)."""
 
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
     warmup_fraction: float | None = None
-    schedule: Literal["cosine", "constant"] | None = None
     max_grad_norm: float | None = None
     context_fraction: float | None = None
     context_size: int | None = None
 
     def resolve(self, defaults: dict[str, Any]) -> LMRecipe:
-        values = dict(defaults)
-        values.update({k: v for k, v in self.model_dump().items() if v is not None})
-        return LMRecipe(**values)
+        return LMRecipe(**{**defaults, **self.overrides()})
 
 
 class PersonsSection(StrictModel):
@@ -107,14 +100,17 @@ class LoRASection(StrictModel):
     target_modules: list[str] | None = None   # None: peft's default for the architecture
 
 
-class LMBenchConfig(StrictModel):
-    """Everything that determines a language-model bench run; saved as ``config.json``.
+class LMBenchConfig(RunConfig):
+    """A language-model run: the model, its recipe, the corpus, evaluation and attacks, on top of the run fields.
 
     ``model_path``: a local base model (``save_pretrained`` folder) that is fine-tuned
     on the training set to give the original and on the retain set to give the
     retain-only model, as in TOFU; ``original_path`` / ``retain_path`` skip those
     fine-tunings when you already have the models. Without ``model_path`` a small
     GPT-2 (``model``) is trained from scratch with a tokenizer trained on the task.
+    ``forget`` (persons): ``random:F`` forgets a share F of the people (default: the
+    corpus's ``forget_fraction``), ``subjects:ID,...`` those people, ``ids:FILE`` those
+    question-answer pairs; (tofu): ``random:0.01|0.05|0.1`` picks the TOFU forget split.
     """
 
     task: Literal["persons", "tofu"] = "persons"
@@ -128,38 +124,13 @@ class LMBenchConfig(StrictModel):
     recipe: LMRecipeConfig = Field(default_factory=LMRecipeConfig)
     corpus: PersonsSection = Field(default_factory=PersonsSection)
     data_dir: str | None = None               # where the TOFU files are (default search path otherwise)
-    methods: list[str] = Field(default_factory=lambda: ["all"])
-    method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    method_defaults: bool = True              # apply the task's tuned per-method settings under method_config
+    method_defaults: bool = True              # apply the methods' small-LM task defaults (not with model_path)
     lora: LoRASection | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
     out: str = "runs/bench-lm"
-    cache_dir: str | None = None
-    use_cache: bool = True
-    progress: bool = True
-    device: str = "cpu"
-    threads: int | None = None                # torch intra-op threads (None: leave as is)
     parallel_training: bool = True           # train original and retain-only side by side (2 processes)
     method_workers: int | None = Field(default=None, ge=1)  # processes for the methods (None: 2 on a multi-core CPU)
-
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, int):
-            if v < 1:
-                raise ValueError("seeds must be a positive count or a list of seeds")
-            return list(range(v))
-        return v
-
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _methods(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [m.strip() for m in v.split(",") if m.strip()]
-        return v
 
     @field_validator("split")
     @classmethod

@@ -1,0 +1,304 @@
+"""The classification task: PyTorch classifiers on array data (built-in sets, your tables and images).
+
+The original is trained to fit its training set (or loaded from your weights),
+the exact reference is retrained on the retain set with the same recipe, and
+every method's model is scored against it with the SalUn/Unlearn-Sparse metrics
+(UA, RA, TA, MIA), the tug-of-war and the share of the original's gap closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from obliviate.audit.evaluate import SplitOutputs, classifier_metrics
+from obliviate.audit.metrics import tug_of_war
+from obliviate.audit.outputs import Outputs, outputs_of
+from obliviate.config import StrictModel, validate
+from obliviate.data.builtin import DATASETS, load_dataset
+from obliviate.data.dataset import ArrayDataset, DataBundle
+from obliviate.data.forget import ForgetSplit, split_forget
+from obliviate.data.images import ImageFolderConfig
+from obliviate.data.tabular import TabularConfig
+from obliviate.errors import UnknownNameError
+from obliviate.models.zoo import MODELS, ModelSpec, build_model
+from obliviate.progress import Progress
+from obliviate.registry import Registry
+from obliviate.removal.base import Budget, UnlearningTask
+from obliviate.removal.objective import ClassificationObjective
+from obliviate.tasks import TASKS
+from obliviate.tasks.base import BASELINE, REFERENCE, RecipeFields, RunConfig, SeedRun, Task, collect
+from obliviate.training.cache import ModelCache, TrainedModel, train_cached
+from obliviate.training.checkpoint import load_into, load_weights
+from obliviate.training.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+# Recipes that fit each built-in dataset's training set (>= 98% train accuracy where the
+# model can), as unlearning papers' originals do.
+DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
+    "digits": {"epochs": 30, "batch_size": 64, "lr": 1e-3},
+    "mnist1d": {"epochs": 60, "batch_size": 128, "lr": 2e-3},
+    "mnist": {"epochs": 20, "batch_size": 128, "lr": 1e-3},
+    "fashion-mnist": {"epochs": 40, "batch_size": 128, "lr": 1e-3},
+}
+
+# Kinds of user data a ``data`` section may hold (``data: {kind: tabular, path: ...}``);
+# a new kind registers its config class, which has ``load()`` returning an object with ``.bundle``.
+DATA_KINDS: Registry[type[StrictModel]] = Registry("data kind")
+DATA_KINDS.register("tabular", TabularConfig)
+DATA_KINDS.register("images", ImageFolderConfig)
+CUSTOM_DATASET = "custom"  # what ``dataset`` reads when a ``data`` section replaces the built-ins
+
+
+def infer_data_kind(path: str) -> str:
+    """A folder is an image folder; a file is a table."""
+    return "images" if path and Path(path).is_dir() else "tabular"
+
+
+class RecipeConfig(RecipeFields):
+    optimizer: Literal["adam", "sgd"] | None = None
+    momentum: float | None = None
+
+    def resolve(self, dataset: str) -> Recipe:
+        return Recipe(**{**DEFAULT_RECIPES.get(dataset, {}), **self.overrides()})
+
+
+class BenchConfig(RunConfig):
+    """A classifier run: the data, the model and its recipe, on top of the run fields."""
+
+    task: Literal["classification"] = "classification"
+    forget: str | dict[str, Any] | None = "random:0.1"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    model: str = "mlp"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    # Your own trained weights (safetensors) as the original, instead of training it; the retrain
+    # reference is still trained from scratch with ``recipe``, so use the recipe you trained with.
+    model_weights: str | None = None
+    # Your own data instead of a built-in ``dataset``: a table or an image folder.
+    data: TabularConfig | ImageFolderConfig | None = None
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
+    #: Train on a class-stratified random subset of this many training examples (the same subset
+    #: for every seed, drawn with ``subset_seed``); the test split is kept whole. For benchmarks
+    #: on a small CPU: forgetting is then measured on a smaller, easier-to-memorise training set.
+    train_subset: int | None = Field(default=None, ge=2)
+    subset_seed: int = 0
+    #: Break forget-set results down by memorisation tercile (low / mid / high; see
+    #: :mod:`obliviate.audit.memorization`): adds ``ua_<stratum>`` and ``gap_closed_<stratum>``.
+    strata: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_replaces_dataset(cls, v: Any) -> Any:
+        if isinstance(v, dict) and v.get("data") is not None:
+            if v.get("dataset", CUSTOM_DATASET) != CUSTOM_DATASET:
+                raise ValueError(f"give either dataset ({v['dataset']!r}, a built-in) or a data section "
+                                 "(your own files), not both")
+            v = {**v, "dataset": CUSTOM_DATASET}
+        return v
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, v: Any) -> Any:
+        # validate against the kind's own config so unknown keys get nearest-key hints
+        if isinstance(v, dict):
+            kind = v.get("kind") or infer_data_kind(str(v.get("path", "")))
+            try:
+                config_cls = DATA_KINDS.get(kind)
+            except UnknownNameError as exc:
+                raise ValueError(str(exc)) from None
+            return validate(config_cls, {**v, "kind": kind}, source=f"{kind} data section")
+        return v
+
+
+def load_bundle(cfg: BenchConfig) -> tuple[DataBundle, dict[str, Any] | None]:
+    """The run's data (a built-in set or the user's files, then ``train_subset``) and the user data's schema."""
+    data_meta: dict[str, Any] | None = None
+    if cfg.data is not None:
+        user_data = cfg.data.load()  # the user's own files; their fitted schema goes into meta
+        bundle, data_meta = user_data.bundle, user_data.to_dict()
+    else:
+        bundle = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    if cfg.train_subset is not None:
+        bundle = DataBundle(train=bundle.train.stratified_sample(cfg.train_subset, seed=cfg.subset_seed),
+                            test=bundle.test, name=bundle.name)
+    return bundle, data_meta
+
+
+def load_original(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, path: str, *, seed: int,
+                  device: str) -> TrainedModel:
+    """The user's trained weights as the original model (no training, so its time is 0).
+
+    Only the original comes from the file: the retrain reference is trained from
+    scratch with the recipe, as it must be to be the gold standard.
+    """
+    model = build_model(spec, input_shape, n_classes, seed=seed)
+    load_into(model, load_weights(path), source=f"model weights {path}")
+    return TrainedModel(model.to(device).eval(), 0.0, False, f"weights:{path}", {"weights": path, "steps": 0})
+
+
+def stratum_metrics(forget: Outputs, original: Outputs, retrain: Outputs, strata: np.ndarray) -> dict[str, float]:
+    """UA (1 - forget accuracy) per memorisation tercile, and the share of the original's gap to retrain closed there.
+
+    ``gap_closed_<s> = 1 - |UA_s - UA_s^retrain| / |UA_s^original - UA_s^retrain|`` (NaN when the
+    original already matches retrain there, or the tercile has no forget example).
+    """
+    from obliviate.audit.memorization import STRATA
+
+    out: dict[str, float] = {}
+    hit, hit_o, hit_r = (o.predictions == o.labels for o in (forget, original, retrain))
+    for k, name in enumerate(STRATA):
+        rows = strata == k
+        if not rows.any():
+            out[f"ua_{name}"] = out[f"gap_closed_{name}"] = float("nan")
+            continue
+        ua, ua_o, ua_r = (1.0 - float(h[rows].mean()) for h in (hit, hit_o, hit_r))
+        gap = abs(ua_o - ua_r)
+        out[f"ua_{name}"] = ua
+        out[f"gap_closed_{name}"] = 1.0 - abs(ua - ua_r) / gap if gap > 1e-12 else float("nan")
+    return out
+
+
+def split_outputs(model: nn.Module, split: ForgetSplit, test: ArrayDataset, device: str) -> SplitOutputs:
+    """A model's outputs on the forget, retain and test sets (what every classifier metric reads)."""
+    return SplitOutputs(forget=outputs_of(model, split.forget, device=device),
+                        retain=outputs_of(model, split.retain, device=device),
+                        test=outputs_of(model, test, device=device))
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    method_kind = "classification"
+    Config = BenchConfig
+    description = "PyTorch classifiers on array data"
+
+    def __init__(self, config: BenchConfig, *, bundle: DataBundle | None = None) -> None:
+        super().__init__(config)
+        self._bundle = bundle
+        self._data_meta: dict[str, Any] | None = None
+
+    def check(self) -> list[str]:
+        cfg: BenchConfig = self.config  # type: ignore[assignment]
+        return collect(
+            lambda: DATASETS.get(cfg.dataset) if cfg.data is None and self._bundle is None else None,
+            lambda: MODELS.get(cfg.model) if ":" not in cfg.model else None,
+            lambda: cfg.recipe.resolve(cfg.dataset),
+        )
+
+    @property
+    def bundle(self) -> DataBundle:
+        if self._bundle is None:
+            self._bundle, self._data_meta = load_bundle(self.config)  # type: ignore[arg-type]
+        return self._bundle
+
+    def run_meta(self) -> dict[str, Any]:
+        cfg: BenchConfig = self.config  # type: ignore[assignment]
+        bundle = self.bundle
+        meta = {**super().run_meta(), "dataset": bundle.name, "n_train": len(bundle.train),
+                "n_test": len(bundle.test), "n_classes": bundle.n_classes,
+                "recipe": cfg.recipe.resolve(cfg.dataset).to_dict(), "data_fingerprint": bundle.train.fingerprint}
+        if self._data_meta is not None:
+            meta["data"] = self._data_meta
+        return meta
+
+    def seed_run(self, seed: int, *, cache: ModelCache, progress: Progress) -> ClassifierSeedRun:
+        return ClassifierSeedRun(self, seed, cache=cache, progress=progress)
+
+
+class ClassifierSeedRun(SeedRun):
+    """One seed: the forget split, the original (trained or yours) and the retrained reference."""
+
+    def __init__(self, task: ClassificationTask, seed: int, *, cache: ModelCache, progress: Progress) -> None:
+        cfg: BenchConfig = task.config  # type: ignore[assignment]
+        self.task, self.seed, self.cfg = task, seed, cfg
+        bundle = task.bundle
+        self.test = bundle.test
+        recipe = cfg.recipe.resolve(cfg.dataset)
+        spec = ModelSpec(cfg.model, dict(cfg.model_options))
+        n_classes = bundle.n_classes
+        self.split = split = split_forget(bundle.train, task.request, seed=seed)
+        meta: dict[str, Any] = {"n_forget": len(split.forget), "n_retain": len(split.retain)}
+        if cfg.model_weights:
+            original = load_original(spec, bundle.train.input_shape, n_classes, cfg.model_weights,
+                                     seed=seed, device=cfg.device)
+        else:
+            original = train_cached(spec, bundle.train, recipe, seed=seed, n_classes=n_classes, cache=cache,
+                                    progress=progress, device=cfg.device, description=f"original seed={seed}")
+        meta["original_cached"] = original.cached
+        meta["original_train_s"] = original.wall_s
+        self.original = original
+
+        def fit_from_scratch(data: ArrayDataset) -> tuple[nn.Module, float, dict[str, Any]]:
+            tm = train_cached(spec, data, recipe, seed=seed, n_classes=n_classes, cache=cache,
+                              progress=progress, device=cfg.device, description=f"retrain seed={seed}")
+            return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0)}
+
+        self.unlearning = UnlearningTask(forget=split.forget, retain=split.retain,
+                                         objective=ClassificationObjective(n_classes, cfg.device), recipe=recipe,
+                                         seed=seed, device=cfg.device, fit_from_scratch=fit_from_scratch,
+                                         extras={"train": bundle.train, "test": bundle.test, "model_spec": spec})
+        # The reference model is always retrained, whether or not 'retrain' is a reported row.
+        ref_model, self.ref_record = task.method(REFERENCE).unlearn(original.model, self.unlearning,
+                                                                    progress=progress)
+        self.ref = split_outputs(ref_model, split, bundle.test, cfg.device)
+        self.orig = split_outputs(original.model, split, bundle.test, cfg.device)
+        self.retrain_s = self.ref_record.wall_s
+        meta["retrain_s"] = self.retrain_s
+        meta["retrain_cached"] = bool(self.ref_record.extra.get("cached", False))
+        n = len(bundle.train)
+        meta["original_train_acc"] = (self.orig.forget.accuracy * meta["n_forget"]
+                                      + self.orig.retain.accuracy * meta["n_retain"]) / n
+        self.original_tow = tug_of_war(self.orig.accuracies, self.ref.accuracies)
+        self.strata: np.ndarray | None = None
+        if cfg.strata:
+            from obliviate.audit.memorization import STRATA, strata_of
+
+            self.strata = strata_of(bundle.train, seed=seed)[bundle.train.positions(split.forget.ids)]
+            meta["forget_per_stratum"] = {s: int((self.strata == k).sum()) for k, s in enumerate(STRATA)}
+        self.meta = meta
+
+    def _row(self, method: str, kind: str, outs: SplitOutputs, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+        rec = {"method": method, "kind": kind, "seed": self.seed}
+        rec.update(classifier_metrics(outs, self.ref, original_tow=self.original_tow, seed=self.seed))
+        if self.strata is not None:
+            rec.update(stratum_metrics(outs.forget, self.orig.forget, self.ref.forget, self.strata))
+        rec.update({"wall_s": wall_s,
+                    "wall_ratio": wall_s / self.retrain_s if self.retrain_s > 0 else float("nan")})
+        rec.update(extra)
+        return rec
+
+    def reference_records(self) -> list[dict[str, Any]]:
+        r = self.ref_record
+        return [self._row(BASELINE, "none", self.orig, 0.0, {"steps": 0, "stopped_by": "none", "config": {}}),
+                self._row(REFERENCE, "exact", self.ref, self.retrain_s,
+                          {"steps": r.steps, "stopped_by": r.stopped_by, "config": r.config, **r.extra})]
+
+    def run_methods(self, methods: list[str], budget: Budget, progress: Progress) -> list[dict[str, Any]]:
+        import torch
+
+        out = []
+        for name in methods:
+            method = self.task.method(name)
+            t0 = time.process_time()
+            # methods that draw from the global RNG stay reproducible, and the caller's generator is untouched
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                unlearned, record = method.unlearn(self.original.model, self.unlearning, budget=budget,
+                                                   progress=progress)
+            cpu_s = time.process_time() - t0
+            out.append(self._row(name, record.kind, split_outputs(unlearned, self.split, self.test, self.cfg.device),
+                                 record.wall_s, {"cpu_s": cpu_s, "steps": record.steps,
+                                                 "stopped_by": record.stopped_by, "config": record.config,
+                                                 **record.extra}))
+            log.info("seed %d %s: tow=%.4f", self.seed, name, out[-1]["tow"])
+        return out
+
+
+TASKS.register("classification", ClassificationTask)
