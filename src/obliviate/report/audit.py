@@ -7,17 +7,17 @@ it instead of adding a second one.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 
+from obliviate.report import layout, plots
 from obliviate.training.checkpoint import atomic_write_bytes
 
 START = "<!-- obliviate-audit:start -->"
@@ -38,6 +38,8 @@ ideal. Challenge (Triantafillou et al. 2024): forget quality F from per-example 
 retrain's row; final score = F × RA/RA_retrain × TA/TA_retrain (replica means). Relearn: Adam
 steps on half of the forget set; "after-gap" is the accuracy on the other half afterwards minus a
 retrained control's after the same steps (0 is ideal); "excess" is the gain beyond the control's."""
+TINTS = ("Shaded rows: `original` and `retrain` are the references (the untouched model, and more retrained "
+         "replicas); rows tinted red are methods the weak attack passes while a strong attack catches them.")
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -117,14 +119,19 @@ def _settings_line(audit: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _kind(name: str, row: dict[str, Any]) -> str:
+    return layout.kind_label(name, row.get("kind"))
+
+
 def audit_markdown(audit: dict[str, Any]) -> str:
     """The audit section in Markdown (between the markers)."""
     cols = _columns(audit)
     lines = [START, "## Strong audit", "", _settings_line(audit), "",
-             "| method | " + " | ".join(h for h, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+             "| method | kind | " + " | ".join(h for h, _ in cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for name, row in audit.get("methods", {}).items():
-        lines.append(f"| {name} | " + " | ".join(fn(row) for _, fn in cols) + " |")
-    lines += ["", "**Weak against strong attacks.** " + _flag_paragraph(audit), ""]
+        lines.append(f"| {name} | {_kind(name, row)} | " + " | ".join(fn(row) for _, fn in cols) + " |")
+    lines += ["", TINTS, ""]
+    lines += ["**Weak against strong attacks.** " + _flag_paragraph(audit), ""]
     lines += ["Thresholds: " + "; ".join(audit.get("threshold_text", [])) + ".", ""]
     for note in audit.get("notes", []):
         lines += [f"Note: {note}", ""]
@@ -132,67 +139,60 @@ def audit_markdown(audit: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _flag_paragraph(audit: dict[str, Any]) -> str:
+def _flag_head(audit: dict[str, Any]) -> str:
     methods = audit.get("methods", {})
     flagged = [m for m, r in methods.items() if _get(r, "verdict", "flagged")]
     if "population" not in audit.get("attacks", []):
-        head = "The weak attack was not part of this audit."
-    elif flagged:
-        head = (f"The weak attack passes {len(flagged)} method(s) that a strong attack catches: "
+        return "The weak attack was not part of this audit."
+    if flagged:
+        return (f"The weak attack passes {len(flagged)} method(s) that a strong attack catches: "
                 + ", ".join(flagged) + ".")
-    else:
-        head = "No method passes the weak attack while a strong attack catches it."
-    return " ".join([head, *audit.get("flags", [])])
+    return "No method passes the weak attack while a strong attack catches it."
+
+
+def _flag_paragraph(audit: dict[str, Any]) -> str:
+    return " ".join([_flag_head(audit), *audit.get("flags", [])])
 
 
 def _roc_png(audit: dict[str, Any], kind: str) -> bytes | None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from obliviate.audit.attacks import AttackResult, plot_roc
-
-    curves = []
+    curves, n_non = [], 1
     for name, r in audit.get("methods", {}).items():
         d = _get(r, "lira", kind)
         if not d:
             continue
-        curves.append(AttackResult(name=name, auc=d["auc"], tpr_at_1pct=d["tpr_at_1pct"],
-                                   tpr_at_0_1pct=d["tpr_at_0_1pct"], fpr=np.asarray(d["fpr"]),
-                                   tpr=np.asarray(d["tpr"]), n_members=d["n_members"],
-                                   n_nonmembers=d["n_nonmembers"]))
+        n_non = max(n_non, int(d.get("n_nonmembers") or 1))
+        label = f"{name} (AUC {d['auc']:.3f}, TPR@0.1% {d['tpr_at_0_1pct']:.3f})"
+        curves.append((name, np.asarray(d["fpr"], dtype=float), np.asarray(d["tpr"], dtype=float), label))
     if not curves:
         return None
-    fig = plot_roc(curves, title=f"LiRA ({kind}): unlearned vs retrained replicas, forget examples")
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
+    fig = plots.roc_curves(curves, floor=0.5 / n_non,
+                           title=f"LiRA ({kind}): unlearned vs retrained replicas, forget examples")
+    return plots.to_png(fig)
 
 
 def audit_html(audit: dict[str, Any]) -> str:
     """The audit section in HTML (between the markers), with LiRA ROC curves."""
     cols = _columns(audit)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
-    body = []
+    rows = []
     for name, row in audit.get("methods", {}).items():
-        flagged = _get(row, "verdict", "flagged")
-        style = ' style="background:#fdecea"' if flagged else (' class="ref"' if name in ("original", "retrain") else "")
-        cells = "".join(f"<td>{html.escape(fn(row))}</td>" for _, fn in cols)
-        body.append(f"<tr{style}><td><b>{html.escape(name)}</b></td>{cells}</tr>")
+        tint = "flag" if _get(row, "verdict", "flagged") else layout.tint(name)
+        rows.append(layout.Row(name, _kind(name, row), [layout.Cell(*fn(row).split(" ± ", 1)) for _, fn in cols],
+                               tint))
+    replicas = audit.get("replicas")
+    table = layout.Table("Attacks per method", [h for h, _ in cols], rows,
+                         heading=f"seed {audit.get('seed')}" + (f", {replicas} replicas per side" if replicas else ""))
     figs = []
     for kind in ("online", "offline"):
         png = _roc_png(audit, kind)
         if png:
-            title = f"LiRA {kind} ROC (log-log)"
-            figs.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
-                        f"{base64.b64encode(png).decode()}'/><figcaption>{html.escape(title)}</figcaption></figure>")
-    thresholds = "".join(f"<li>{html.escape(t)}</li>" for t in audit.get("threshold_text", []))
-    notes = "".join(f"<p>Note: {html.escape(n)}</p>" for n in audit.get("notes", []))
-    return (f"{START}<h2>Strong audit</h2><p>{html.escape(_settings_line(audit))}</p>"
-            f"<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>"
-            f"<p><b>Weak against strong attacks.</b> {html.escape(_flag_paragraph(audit))}</p>"
-            f"<p>Thresholds:</p><ul>{thresholds}</ul>{notes}"
-            f"<p>{html.escape(EXPLAIN).replace(chr(10), ' ')}</p>{''.join(figs)}"
-            f"<p>Full numbers, per-example U-LiRA accuracies and epsilons: <code>audit.json</code>.</p>{END}")
+            figs.append(layout.Plot(f"LiRA {kind} ROC (log-log)", lambda png=png: png,
+                                    "One curve per method; `retrain` is the thick dashed black curve and chance the "
+                                    "red diagonal: a method whose curve lies on them gives the attack nothing."))
+    return layout.template("audit_section.html.j2").render(
+        start=Markup(START), end=Markup(END), settings=_settings_line(audit), t=table, tints=TINTS,
+        flag_head=_flag_head(audit), flags=audit.get("flags", []), thresholds=audit.get("threshold_text", []),
+        notes=audit.get("notes", []),
+        explain=EXPLAIN, figs=figs)
 
 
 def _replace_section(text: str, section: str, *, before: tuple[str, ...] = ()) -> str:
@@ -224,11 +224,10 @@ def _bench_reports(run: Path) -> tuple[str, str]:
     md_path, html_path = run / "report.md", run / "report.html"
     if md_path.is_file() and html_path.is_file():
         return md_path.read_text(), html_path.read_text()
-    from obliviate.tasks.base import BenchResult
     from obliviate.report.classifier import to_html, to_markdown
 
     meta = json.loads((run / "meta.json").read_text()) if (run / "meta.json").is_file() else {}
-    result = BenchResult(config=json.loads((run / "config.json").read_text()),
+    result = SimpleNamespace(config=json.loads((run / "config.json").read_text()),
                          records=json.loads((run / "results.json").read_text()), meta=meta)
     md = md_path.read_text() if md_path.is_file() else to_markdown(result)
     page = html_path.read_text() if html_path.is_file() else to_html(result)
@@ -241,6 +240,6 @@ def write_audit_reports(run: Path, audit: dict[str, Any]) -> dict[str, Path]:
     atomic_write_bytes(paths["audit"], (json.dumps(_clean(audit), indent=1) + "\n").encode())
     md, page = _bench_reports(run)
     atomic_write_bytes(paths["markdown"], _replace_section(md, audit_markdown(audit)).encode())
-    anchors = ("<h2>Resolved configuration</h2>", "</body>")
+    anchors = (layout.CONFIG_ANCHOR, "<h2>Resolved configuration</h2>", "</main>", "</body>")
     atomic_write_bytes(paths["html"], _replace_section(page, audit_html(audit), before=anchors).encode())
     return paths

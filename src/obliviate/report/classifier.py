@@ -1,19 +1,20 @@
-"""Reporters for classifier bench results: JSON, Markdown and HTML (with plots)."""
+"""Classifier bench results as a report (the sections of :mod:`obliviate.report.layout`), plus files.
+
+Works on any object with ``config`` (dict), ``records`` (one flat dict per method and seed)
+and ``meta`` (dict), such as ``BenchResult``.
+"""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-from obliviate.tasks.base import BenchResult
-from obliviate.report.aggregate import fmt, summarise
-from obliviate.report.plots import grouped_bars, scatter_tradeoff, to_png
+from obliviate.report import layout, plots
+from obliviate.report.aggregate import summarise
+from obliviate.report.layout import Plot, Report, Row, Table
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,10 @@ COLUMNS = [
     ("js_to_retrain", "JS→retrain"), ("mia_auc", "MIA AUC"), ("mia_efficacy", "MIA-eff (SVC)"),
     ("wall_s", "time s"), ("wall_ratio", "time ratio"),
 ]
-METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy"]
+METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy", "cpu_s"]
 STRATA = ("low", "mid", "high")
 STRATUM_COLUMNS = [(f"ua_{s}", f"UA {s}") for s in STRATA] + [(f"gap_closed_{s}", f"gap closed {s}") for s in STRATA]
+VERSIONS = ("obliviate", "torch", "numpy", "scipy", "scikit-learn", "matplotlib")
 EXPLAIN_STRATA = """\
 Forget set by memorisation tercile (Feldman's in/out estimate; `obliviate.audit.memorization`).
 UA per tercile of the *training set's* memorisation ranking, and the share of the original's
@@ -33,19 +35,8 @@ forget-accuracy gap to retrain that each method closed in it: 1 - |UA_s - UA_s(r
 |UA_s(original) - UA_s(retrain)|. High-memorisation examples are where the original differs most
 from retrain, and where approximate methods usually fall short."""
 
-
-def _has_strata(result: BenchResult) -> bool:
-    return any("ua_high" in r for r in result.records)
-
-
-def stratum_summary(result: BenchResult) -> list[dict[str, Any]]:
-    return summarise(result.records, [c for c, _ in STRATUM_COLUMNS]) if _has_strata(result) else []
-
 EXPLAIN = """\
-How to read this table. Every number is mean ± 95% interval over seeds.
-`original` is the model before unlearning (time 0): the row every method must move away from.
-`retrain` is the exact gold standard (trained from scratch without the forget set): the row every
-method should move *to*. UA = 1 − forget accuracy, RA = retain accuracy, TA = test accuracy.
+How to read the table. UA = 1 − forget accuracy, RA = retain accuracy, TA = test accuracy.
 ToW (Zhao et al.) = (1−|ΔUA|)(1−|ΔRA|)(1−|ΔTA|) against retrain; 1 is indistinguishable accuracy.
 "ToW gap closed" = (ToW − ToW_original)/(1 − ToW_original): the share of the original's gap a method
 closed (1 = all of it, 0 = nothing, negative = made it worse). JS→retrain is the Jensen–Shannon
@@ -53,117 +44,180 @@ divergence (bits) between the method's and retrain's outputs on the forget set. 
 population loss attack separating forget from test examples (0.5 = forget looks unseen);
 MIA-eff is SalUn's SVC confidence attack: the share of forget examples called non-members,
 to be compared with retrain's value, not with 1. These are *weak* attacks: passing them is not
-evidence of removal (Hayes et al. 2024)."""
+evidence of removal (Hayes et al. 2024); `obliviate audit` runs the strong ones. "time ratio" is a
+method's wall time over retrain's."""
+
+
+def _has_strata(result: Any) -> bool:
+    return any("ua_high" in r for r in result.records)
+
+
+def stratum_summary(result: Any) -> list[dict[str, Any]]:
+    return summarise(result.records, [c for c, _ in STRATUM_COLUMNS]) if _has_strata(result) else []
 
 
 def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
+    return layout.clean(obj)
 
 
-def to_markdown(result: BenchResult) -> str:
-    summary = summarise(result.records, METRICS)
-    cfg = result.config
-    lines = [
-        f"# Unlearning benchmark: {result.meta.get('dataset', cfg.get('dataset'))}",
-        "",
-        f"- model: `{cfg.get('model')}` {cfg.get('model_options') or ''}",
-        f"- forget set: `{cfg.get('forget')}`; seeds: {cfg.get('seeds')}",
-        f"- recipe: {result.meta.get('recipe')}",
-        f"- machine: {result.meta.get('machine', {}).get('cpu')} "
-        f"({result.meta.get('machine', {}).get('cores')} cores), torch {result.meta.get('machine', {}).get('torch')}",
-        f"- run: {result.meta.get('started')} → {result.meta.get('finished')}",
-        "",
+def _columns(result: Any) -> list[tuple[str, str]]:
+    cols = list(COLUMNS)
+    if any(isinstance(r.get("cpu_s"), (int, float)) for r in result.records):
+        cols.insert(cols.index(("wall_ratio", "time ratio")), ("cpu_s", "CPU s"))
+    return cols
+
+
+def _rows(summary: list[dict[str, Any]], cols: list[tuple[str, str]]) -> list[Row]:
+    return [Row(r["method"], layout.kind_label(r["method"], r.get("kind")), [layout.cell(r[c]) for c, _ in cols],
+                layout.tint(r["method"])) for r in summary]
+
+
+def _by(summary: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
+    return next((r for r in summary if r["method"] == method), None)
+
+
+def _verdict(summary: list[dict[str, Any]]) -> list[str]:
+    orig = _by(summary, layout.BASELINE)
+    movers = [r for r in summary if r["method"] not in (layout.BASELINE, layout.REFERENCE)
+              and r["tow"][0] == r["tow"][0]]
+    out = []
+    if orig is not None and orig["tow"][0] == orig["tow"][0]:
+        gap = 1 - orig["tow"][0]
+        out.append(f"The untouched `original` already has ToW {orig['tow'][0]:.3f} against `retrain`"
+                   + (": there is little to close, so read every row against it." if gap < 0.02 else "."))
+    if movers:
+        best = max(movers, key=lambda r: r["tow"][0])
+        ratio = best["wall_ratio"][0]
+        gap_closed = best["tow_gap_closed"][0]
+        out.append(f"Closest to `retrain` by ToW: **{best['method']}** ({best['kind'] or 'unknown'}; ToW "
+                   f"{best['tow'][0]:.3f}" + (f", ToW gap closed {gap_closed:.2f}" if gap_closed == gap_closed
+                                               else "") + (f", {ratio:.3g}× retrain's time" if ratio == ratio else "")
+                   + ").")
+        worse = [r["method"] for r in movers if r["tow_gap_closed"][0] < 0]
+        if worse:
+            out.append(f"{len(worse)} of {len(movers)} methods end further from `retrain` than the untouched original: "
+                       + ", ".join(f"`{m}`" for m in worse) + ".")
+    out.append(layout.CAVEAT)
+    return out
+
+
+def build_report(result: Any) -> Report:
+    """The classifier bench's report, from ``result.config``, ``.records`` and ``.meta``."""
+    cfg, meta, records = result.config, result.meta, result.records
+    summary = summarise(records, METRICS)
+    cols = _columns(result)
+    n = layout.n_seeds(summary)
+    seeds = meta.get("seeds", {})
+    dataset = meta.get("dataset", cfg.get("dataset"))
+    forget_counts = sorted({m.get("n_forget") for m in seeds.values()} - {None})
+    asked = [
+        f"Forget `{cfg.get('forget')}` from a `{cfg.get('model')}` model"
+        + (f" ({layout._md_escape(json.dumps(cfg.get('model_options')))})" if cfg.get("model_options") else "")
+        + f" trained on {dataset} ({meta.get('n_train', '?')} training / {meta.get('n_test', '?')} test examples)"
+        + (f"; {', '.join(map(str, forget_counts))} forget examples" if forget_counts else "") + ".",
+        f"Seeds: {', '.join(map(str, cfg.get('seeds') or []))}; methods: "
+        + ", ".join(f"`{m}`" for m in meta.get("methods", cfg.get("methods", []))) + ".",
     ]
-    seeds = result.meta.get("seeds", {})
-    if seeds:
-        lines.append("| seed | forget | retain | original train acc | retrain time s |")
-        lines.append("|---|---|---|---|---|")
-        for s, m in seeds.items():
-            lines.append(f"| {s} | {m['n_forget']} | {m['n_retain']} | {m['original_train_acc']:.4f} | {m['retrain_s']:.1f} |")
-        lines.append("")
-    lines.append("| method | " + " | ".join(label for _, label in COLUMNS) + " |")
-    lines.append("|---" * (len(COLUMNS) + 1) + "|")
-    for row in summary:
-        lines.append(f"| {row['method']} | " + " | ".join(fmt(row[c]) for c, _ in COLUMNS) + " |")
-    lines += ["", EXPLAIN, ""]
+    budget = cfg.get("budget") or {}
+    if any(v is not None for v in budget.values()):
+        asked.append("Budget per method: " + ", ".join(f"{k} {v}" for k, v in budget.items() if v is not None) + ".")
+    cautions = [c for c in [layout.busy_caution(meta, records)] if c]
+    cautions += layout.cached_cautions(meta, records, reference_name="retrained model")
+    main = Table("Unlearning results", [label for _, label in cols], _rows(summary, cols),
+                 heading=layout.interval_heading(n), cautions=layout.time_cautions(meta, records))
+    tables = [main]
     strata = stratum_summary(result)
     if strata:
         counts = [m.get("forget_per_stratum") for m in seeds.values() if m.get("forget_per_stratum")]
-        lines += ["## By memorisation stratum", ""]
+        notes = []
         if counts:
-            lines += ["forget examples per tercile (per seed): "
-                      + "; ".join(", ".join(f"{k} {v}" for k, v in c.items()) for c in counts), ""]
-        lines.append("| method | " + " | ".join(label for _, label in STRATUM_COLUMNS) + " |")
-        lines.append("|---" * (len(STRATUM_COLUMNS) + 1) + "|")
-        for row in strata:
-            lines.append(f"| {row['method']} | " + " | ".join(fmt(row[c]) for c, _ in STRATUM_COLUMNS) + " |")
-        lines += ["", EXPLAIN_STRATA, ""]
-    return "\n".join(lines)
-
-
-def figures(result: BenchResult) -> list[tuple[str, bytes]]:
-    summary = summarise(result.records, METRICS)
-    movers = [r for r in summary if r["method"] != "original"]
-    figs = [
-        ("ToW against time ratio", to_png(scatter_tradeoff(
-            movers, "wall_ratio", "tow", xlabel="wall time / retrain wall time (log)", ylabel="ToW vs retrain",
-            title="Quality against cost (one point per method)", logx=True))),
-        ("Accuracy per split", to_png(grouped_bars(
-            summary, ["forget_acc", "retain_acc", "test_acc"], ["forget", "retain", "test"],
-            title="Accuracy by split", ylabel="accuracy"))),
-        ("Membership attacks", to_png(grouped_bars(
-            summary, ["mia_auc", "mia_efficacy"], ["loss AUC (forget vs test)", "SVC MIA-efficacy"],
-            title="Population membership attacks", ylabel="value"))),
-    ]
-    return figs
-
-
-def to_html(result: BenchResult) -> str:
-    summary = summarise(result.records, METRICS)
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
-    body = []
-    for row in summary:
-        cls = ' class="ref"' if row["method"] in ("original", "retrain") else ""
-        cells = "".join(f"<td>{html.escape(fmt(row[c]))}</td>" for c, _ in COLUMNS)
-        body.append(f"<tr{cls}><td><b>{html.escape(row['method'])}</b></td>{cells}</tr>")
-    imgs = "".join(
-        f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
-        f"<figcaption>{html.escape(t)}</figcaption></figure>"
-        for t, png in figures(result)
+            notes.append("Forget examples per tercile (per seed): "
+                         + "; ".join(", ".join(f"{k} {v}" for k, v in c.items()) for c in counts) + ".")
+        notes.append(EXPLAIN_STRATA)
+        tables.append(Table("By memorisation stratum", [label for _, label in STRATUM_COLUMNS],
+                            _rows(strata, STRATUM_COLUMNS), heading=layout.interval_heading(layout.n_seeds(strata)),
+                            notes=notes))
+    recipe = meta.get("recipe")
+    return Report(
+        title=f"Unlearning benchmark: {dataset}",
+        asked=asked, kinds=layout.kinds_summary(summary), verdict=_verdict(summary), cautions=cautions,
+        tables=tables, explain=[EXPLAIN], plots=_plots(summary, meta, records, n),
+        environment=_environment(cfg, meta, records, recipe),
+        extra_tables=[_seed_table(seeds)] if seeds else [],
+        config_json=layout.resolved_config(cfg, recipe),
     )
-    cfg = html.escape(json.dumps(_clean(result.config), indent=2))
-    explain = html.escape(EXPLAIN).replace("\n", " ")
-    strata_html = ""
-    strata = stratum_summary(result)
-    if strata:
-        shead = "".join(f"<th>{html.escape(label)}</th>" for _, label in STRATUM_COLUMNS)
-        srows = "".join(
-            f"<tr><td><b>{html.escape(row['method'])}</b></td>"
-            + "".join(f"<td>{html.escape(fmt(row[c]))}</td>" for c, _ in STRATUM_COLUMNS) + "</tr>"
-            for row in strata)
-        strata_html = (f"<h2>By memorisation stratum</h2><table><tr><th>method</th>{shead}</tr>{srows}</table>"
-                       f"<p>{html.escape(EXPLAIN_STRATA).replace(chr(10), ' ')}</p>")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>obliviate report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child{{text-align:left}}tr.ref{{background:#f3f6fa}}figure{{display:inline-block;margin:1em}}
-pre{{background:#f7f7f7;padding:1em;overflow:auto}}</style></head><body>
-<h1>Unlearning benchmark: {html.escape(str(result.meta.get('dataset')))}</h1>
-<p>forget <code>{html.escape(str(result.config.get('forget')))}</code>, model <code>{html.escape(str(result.config.get('model')))}</code>,
-seeds {html.escape(str(result.config.get('seeds')))}, machine {html.escape(str(result.meta.get('machine', {}).get('cpu')))}</p>
-<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>
-<p>{explain}</p>{strata_html}{imgs}
-<h2>Resolved configuration</h2><pre>{cfg}</pre></body></html>"""
 
 
-def write_reports(result: BenchResult, out: str | Path) -> dict[str, Path]:
-    """Write results.json, config.json, report.md and report.html into ``out``."""
+def _plots(summary: list[dict[str, Any]], meta: dict[str, Any], records: list[dict[str, Any]], n: int) -> list[Plot]:
+    busy = layout.busy_caution(meta, records)
+    caution = "Caution: busy machine, time ratios overstate costs" if busy else None
+    bars = "Intervals are 95% over seeds." if n > 1 else "One seed: no intervals."
+    return [
+        Plot("ToW against time ratio", lambda: plots.to_png(plots.tradeoff_scatter(
+            summary, title="Quality against cost (one point per method)", caution=caution)),
+             "ToW against retrain on the vertical axis, wall time over retrain's on a log axis; `retrain` and "
+             "the untouched `original` are the dashed and dotted lines (the original costs nothing, so it is a line, "
+             f"not a point). Marker shape = kind. {bars}" + (" **The machine was busy: read the times with care.**"
+                                                             if busy else "")),
+        Plot("Accuracy per split", lambda: plots.to_png(plots.dot_panels(
+            summary, ["forget_acc", "retain_acc", "test_acc"], ["forget accuracy", "retain accuracy", "test accuracy"],
+            title="Accuracy by split")),
+             f"One row per method; vertical lines at `retrain`'s (dashed) and the original's (dotted) values. {bars}"),
+        Plot("Membership attacks", lambda: plots.to_png(plots.dot_panels(
+            summary, ["mia_auc", "mia_efficacy"], ["loss attack AUC (forget vs test)", "SVC MIA-efficacy"],
+            title="Population membership attacks (weak)", chance={"mia_auc": 0.5})),
+             "Compare each row with `retrain`'s line, not with an ideal value; 0.5 AUC is chance. " + bars),
+    ]
+
+
+def _environment(cfg: dict[str, Any], meta: dict[str, Any], records: list[dict[str, Any]],
+                 recipe: dict[str, Any] | None) -> list[tuple[str, str]]:
+    env = [
+        ("recipe (resolved)", ", ".join(f"{k} {v}" for k, v in recipe.items()) if recipe else "not recorded"),
+        ("library versions", layout.versions(meta, VERSIONS)),
+        ("machine", layout.machine_line(meta)),
+        ("load", layout.load_line(meta)),
+        ("run times", layout.run_times_line(meta, records)),
+        ("model cache", "used" if cfg.get("use_cache", True) else "off (every model retrained)"),
+    ]
+    if meta.get("retrain_cached_from"):
+        env.append(("retrain time from", layout._md_escape(str(meta["retrain_cached_from"]))))
+    return env
+
+
+def _seed_table(seeds: dict[str, Any]) -> Table:
+    def num(v: Any, d: int) -> str:
+        return f"{v:.{d}f}" if isinstance(v, (int, float)) else "n/a"
+
+    rows = [Row(str(s), "", [layout.Cell(str(m.get("n_forget", "n/a"))), layout.Cell(str(m.get("n_retain", "n/a"))),
+                              layout.Cell(num(m.get("original_train_acc"), 4)),
+                              layout.Cell(num(m.get("original_train_s"), 1)),
+                              layout.Cell("yes" if m.get("original_cached") else "no"),
+                              layout.Cell(num(m.get("retrain_s"), 1))])
+            for s, m in seeds.items()]
+    return Table("Per seed", ["forget", "retain", "original train acc", "original train s", "original cached",
+                              "retrain time s"], rows, with_kind=False, first_column="seed")
+
+
+def to_markdown(result: Any) -> str:
+    return layout.render_markdown(build_report(result))
+
+
+def summary_markdown(result: Any) -> str:
+    """Summary and tables only, without the environment and configuration (for a terminal)."""
+    return layout.render_markdown(build_report(result), brief=True)
+
+
+def figures(result: Any) -> list[tuple[str, bytes]]:
+    return [(p.title, p.png) for p in build_report(result).plots]
+
+
+def to_html(result: Any) -> str:
+    return layout.render_html(build_report(result))
+
+
+def write_reports(result: Any, out: str | Path) -> dict[str, Path]:
+    """Write results.json, config.json, meta.json, report.md and report.html into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -173,11 +227,12 @@ def write_reports(result: BenchResult, out: str | Path) -> dict[str, Path]:
         "markdown": out / "report.md",
         "html": out / "report.html",
     }
+    report = build_report(result)
     atomic_write_json(paths["results"], _clean(result.records))
     atomic_write_json(paths["config"], _clean(result.config))
     atomic_write_json(paths["meta"], _clean(result.meta))
-    atomic_write_bytes(paths["markdown"], to_markdown(result).encode())
-    atomic_write_bytes(paths["html"], to_html(result).encode())
+    atomic_write_bytes(paths["markdown"], layout.render_markdown(report).encode())
+    atomic_write_bytes(paths["html"], layout.render_html(report).encode())
     _retire_stale_audit(out, hashlib.sha256(paths["results"].read_bytes()).hexdigest())
     return paths
 

@@ -2,23 +2,21 @@
 
 The table follows TOFU's layout (forget quality, model utility, then the per-split
 numbers), with MUSE's PrivLeak and verbatim memorisation, and the two recovery
-attacks. Every number is the mean over seeds with a 95% interval.
+attacks. With several seeds a number is the mean with a 95% interval; with one seed, the value.
+Works on any object with ``config``, ``records`` and ``meta``, such as ``LMResult``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from obliviate.tasks.base import BenchResult as LMResult
-from obliviate.report.aggregate import fmt, summarise
-from obliviate.report.plots import grouped_bars, to_png
+from obliviate.report import layout, plots
+from obliviate.report.aggregate import summarise
+from obliviate.report.layout import Cell, Plot, Report, Row, Table
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
 
 COLUMNS = [
@@ -37,22 +35,24 @@ EXTRA_METRICS = [
     "relearn_rouge_control_gain", "relearn_rouge_excess", "icl_after_gap", "relearn_rouge_after", "relearn_prob_excess", "icl_rouge_none", "icl_rouge_facts",
     "icl_rouge_related", "icl_recovery_control", "icl_related_recovery", "icl_related_recovery_control", "icl_excess",
 ]
-METRICS = [c for c, _ in COLUMNS] + EXTRA_METRICS
+METRICS = [c for c, _ in COLUMNS] + EXTRA_METRICS + ["cpu_s"]
+VERSIONS = ("obliviate", "torch", "transformers", "tokenizers", "numpy", "scipy")
+SPLITS = ("forget", "retain", "holdout", "neighbours", "general", "real_authors", "world_facts")
+FQ_GOAL, MU_GOAL = 0.05, 0.9
+SIDE_EFFECT_COLUMNS = ("retain_rouge", "holdout_rouge", "neighbours_rouge", "general_rouge")
 
 EXPLAIN = """\
-How to read this table. Every number is the mean over seeds ± the half-width of a 95% interval.
-`original` is the model before unlearning; `retrain` is the retain-only model, trained from scratch
-without the forget set: the gold standard every method should move *to*.
+How to read the table. `retrain` is the retain-only model, trained from scratch without the forget set.
 Forget quality (TOFU) is the KS-test p-value between the forget-set truth ratios of a model and of
 the retain-only model: near 1 = indistinguishable from never having seen the forget set; TOFU treats
->= 0.05 as not rejected. Model utility (TOFU) is the harmonic mean of answer probability, ROUGE-L
+p ≥ 0.05 as not rejected. Model utility (TOFU) is the harmonic mean of answer probability, ROUGE-L
 recall and truth ratio on the retain and general-knowledge sets; "MU / retain-only" divides by the
 retain-only model's. ROUGE columns are ROUGE-L recall of greedy answers. PrivLeak (MUSE) compares the
 Min-K% membership AUC (forget vs holdout) with the retain-only model's: 0 ideal, > 0 the forget set
 still looks trained on, < 0 over-unlearned. Verbatim ROUGE: greedy continuation of half-given forget
-answers. Relearn gap: fine-tune on half of each forgotten person's facts for a few steps, then
+answers. Relearn gap: fine-tune on half of each forget-set person's facts for a few steps, then
 ROUGE-L on the held-back half minus what the retain-only model reaches after the same steps
-(0 = as if never seen; the original shows what "not forgotten" looks like).
+(0 = as if never seen; the original shows what a model trained on the data looks like).
 ICL recovery: ROUGE-L gained by putting the forget facts in the prompt; compare with the `retrain`
 row: in a model that learns in context, context brings facts back even after exact removal. A
 negative value means the context made answers worse: the model cannot read facts from a prompt
@@ -60,141 +60,196 @@ negative value means the context made answers worse: the model cannot read facts
 
 
 def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _clean(obj.item())
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+    return layout.clean(obj)
+
+
+def _fq_cell(value: tuple[float, float]) -> Cell:
+    mean, half = value
+    if not np.isfinite(mean):
+        return Cell("n/a")
+    if mean < 1e-3:
+        return Cell(f"{mean:.1e}", f"{half:.1e}" if np.isfinite(half) else "")
+    return layout.cell(value)
 
 
 def _fmt_fq(value: tuple[float, float]) -> str:
-    mean, half = value
-    if not np.isfinite(mean):
-        return "n/a"
-    if mean < 1e-3:
-        return f"{mean:.1e}"
-    return fmt(value)
+    return _fq_cell(value).markdown
 
 
 def _columns(summary: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Columns that have a value for at least one method (TOFU has no neighbours; general is per set there)."""
-    return [(c, label) for c, label in COLUMNS if any(np.isfinite(row[c][0]) for row in summary)]
+    cols = [(c, label) for c, label in COLUMNS if any(np.isfinite(row[c][0]) for row in summary)]
+    if any(np.isfinite(row["cpu_s"][0]) for row in summary):
+        cols.insert(cols.index(("wall_ratio", "time ratio")), ("cpu_s", "CPU s"))
+    return cols
 
 
-def to_markdown(result: LMResult) -> str:
-    summary = summarise(result.records, METRICS)
-    cfg, meta = result.config, result.meta
-    machine = meta.get("machine", {})
-    lines = [f"# Language-model unlearning benchmark: {cfg.get('task')}" + (f" {cfg.get('split')}" if cfg.get("split") else ""),
-             "",
-             f"- seeds: {cfg.get('seeds')}; methods: {', '.join(meta.get('methods', []))}",
-             f"- machine: {machine.get('cpu')} ({machine.get('cores')} cores, torch threads {machine.get('torch_threads')}), "
-             f"torch {machine.get('torch')}; load average at the end {meta.get('load_average')}",
-             f"- run: {meta.get('started')} → {meta.get('finished')}", ""]
+def _verdict(summary: list[dict[str, Any]]) -> list[str]:
+    movers = [r for r in summary if r["method"] not in (layout.BASELINE, layout.REFERENCE)]
+    meets = [r for r in movers if r["forget_quality"][0] >= FQ_GOAL and r["model_utility_ratio"][0] >= MU_GOAL]
+    bar = (f"TOFU's bar here: forget quality ≥ {FQ_GOAL} (the KS test does not tell the truth ratios apart from "
+           f"the retain-only model's) with model utility ≥ {MU_GOAL:.0%} of the retain-only model's.")
+    out = []
+    orig = next((r for r in summary if r["method"] == layout.BASELINE), None)
+    if orig is not None and np.isfinite(orig["forget_quality"][0]):
+        out.append(f"The untouched `original` has forget quality {_fq_cell(orig['forget_quality']).text}: "
+                   + ("the test tells it apart from the retain-only model." if orig["forget_quality"][0] < FQ_GOAL
+                      else "already close to the retain-only model on this test."))
+    if meets:
+        out.append(bar + " Methods that meet it: " + ", ".join(
+            f"**{r['method']}** (FQ {_fq_cell(r['forget_quality']).text}, MU ratio {r['model_utility_ratio'][0]:.3f})"
+            for r in sorted(meets, key=lambda r: -r["forget_quality"][0])) + ".")
+    elif movers:
+        best = max(movers, key=lambda r: r["forget_quality"][0] if np.isfinite(r["forget_quality"][0]) else -1)
+        out.append(bar + f" No method meets it; highest forget quality: **{best['method']}** "
+                   f"(FQ {_fq_cell(best['forget_quality']).text}, MU ratio {best['model_utility_ratio'][0]:.3f}).")
+    out.append(layout.CAVEAT)
+    return out
+
+
+def _recipe(meta: dict[str, Any]) -> dict[str, Any] | None:
+    if meta.get("recipe"):
+        return meta["recipe"]
+    return next((m["recipe"] for m in (meta.get("seeds") or {}).values() if m.get("recipe")), None)
+
+
+def _model_desc(m: dict[str, Any]) -> str:
+    model = m.get("model", {})
+    if model.get("kind") == "gpt2":
+        return (f"GPT-2 {model.get('n_layer')}x{model.get('n_embd')}, vocab {model.get('vocab_size')}, "
+                f"{model.get('parameters')} params")
+    return str(model.get("path", "n/a"))
+
+
+def _title(cfg: dict[str, Any], meta: dict[str, Any]) -> str:
+    task = meta.get("task", cfg.get("task"))
+    return f"{task}" + (f" {cfg.get('split')}" if cfg.get("split") else "")
+
+
+def build_report(result: Any) -> Report:
+    """The language-model bench's report, from ``result.config``, ``.records`` and ``.meta``."""
+    cfg, meta, records = result.config, result.meta, result.records
+    summary = summarise(records, METRICS)
+    cols = _columns(summary)
+    n = layout.n_seeds(summary)
     seeds = meta.get("seeds", {})
-    if seeds:
-        lines += ["| seed | model | train | forget | retain | original exact (train) | retain-only exact (retain) | "
-                  "original s | retain-only s | seed wall s |", "|---" * 10 + "|"]
-        for s, m in seeds.items():
-            model = m.get("model", {})
-            desc = (f"GPT-2 {model.get('n_layer')}x{model.get('n_embd')}, vocab {model.get('vocab_size')}, "
-                    f"{model.get('parameters')} params" if model.get("kind") == "gpt2" else str(model.get("path")))
-            lines.append(f"| {s} | {desc} | {m.get('n_train')} | {m.get('n_forget')} | {m.get('n_retain')} | "
-                         f"{m.get('original_train_exact', float('nan')):.3f} | {m.get('retain_train_exact', float('nan')):.3f} | "
-                         f"{m.get('original_train_s', 0):.0f} | {m.get('retain_train_s', 0):.0f} | {m.get('seed_wall_s', 0):.0f} |")
-        lines.append("")
-    cols = _columns(summary)
-    lines.append("| method | " + " | ".join(label for _, label in cols) + " |")
-    lines.append("|---" * (len(cols) + 1) + "|")
-    for row in summary:
-        cells = [(_fmt_fq(row[c]) if c == "forget_quality" else fmt(row[c])) for c, _ in cols]
-        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
-    lines += ["", EXPLAIN, ""]
-    return "\n".join(lines)
+    first = next(iter(seeds.values()), {})
+    asked = [f"Forget {first.get('n_forget', '?')} question-answer pairs (task `{_title(cfg, meta)}`) from a "
+             f"{_model_desc(first)} model trained on {first.get('n_train', '?')} pairs; "
+             f"{first.get('n_retain', '?')} retain pairs.",
+             f"Seeds: {', '.join(map(str, cfg.get('seeds') or []))}; methods: "
+             + ", ".join(f"`{m}`" for m in meta.get("methods", cfg.get("methods", []))) + "."]
+    if cfg.get("lora"):
+        asked.append(f"Methods update LoRA adapters ({layout._md_escape(json.dumps(cfg['lora']))}).")
+    cautions = [c for c in [layout.busy_caution(meta, records)] if c]
+    cautions += layout.cached_cautions(meta, records, reference_name="retain-only model")
+    def rows(columns: list[tuple[str, str]]) -> list[Row]:
+        return [Row(r["method"], layout.kind_label(r["method"], r.get("kind")),
+                    [_fq_cell(r[c]) if c == "forget_quality" else layout.cell(r[c]) for c, _ in columns],
+                    layout.tint(r["method"])) for r in summary]
+
+    side = [c for c in cols if c[0] in SIDE_EFFECT_COLUMNS]
+    main = [c for c in cols if c[0] not in SIDE_EFFECT_COLUMNS]
+    tables = [Table("Unlearning results", [label for _, label in main], rows(main), heading=layout.interval_heading(n),
+                    cautions=layout.time_cautions(meta, records))]
+    if side:
+        tables.append(Table("Side effects: answers on the other splits", [label for _, label in side], rows(side),
+                            heading=layout.interval_heading(n),
+                            notes=["ROUGE-L recall of greedy answers on data the methods should leave alone "
+                                   "(retain), never trained on (holdout), people sharing attributes with the "
+                                   "forget-set people (neighbours) and general facts."]))
+    recipe = _recipe(meta)
+    return Report(
+        title=f"Language-model unlearning benchmark: {_title(cfg, meta)}",
+        asked=asked, kinds=layout.kinds_summary(summary), verdict=_verdict(summary), cautions=cautions,
+        tables=tables,
+        explain=[EXPLAIN], plots=_plots(summary, n),
+        environment=[
+            ("recipe (resolved)", ", ".join(f"{k} {v}" for k, v in recipe.items()) if recipe else "not recorded"),
+            ("library versions", layout.versions(meta, VERSIONS)),
+            ("machine", layout.machine_line(meta)),
+            ("load", layout.load_line(meta)),
+            ("run times", layout.run_times_line(meta, records)),
+        ],
+        extra_tables=[_seed_table(seeds)] if seeds else [],
+        config_json=layout.resolved_config(cfg, recipe),
+    )
 
 
-def _tradeoff(summary: list[dict[str, Any]]) -> bytes:
-    import matplotlib.pyplot as plt
+def _seed_table(seeds: dict[str, Any]) -> Table:
+    def num(v: Any, d: int) -> str:
+        return f"{v:.{d}f}" if isinstance(v, (int, float)) else "n/a"
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for row in summary:
-        (fq, _), (mu, mu_h) = row["forget_quality"], row["model_utility"]
-        if not (np.isfinite(fq) and np.isfinite(mu)):
-            continue
-        fq = max(fq, 1e-30)
-        marker = "*" if row["method"] == "retrain" else ("s" if row["method"] == "original" else "o")
-        ax.errorbar(fq, mu, yerr=mu_h if np.isfinite(mu_h) else None, fmt=marker, capsize=3, markersize=8)
-        ax.annotate(row["method"], (fq, mu), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.axvline(0.05, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("forget quality (KS p-value vs retain-only, log)")
-    ax.set_ylabel("model utility")
-    ax.set_title("Forget quality against model utility (TOFU)")
-    ax.grid(alpha=0.3)
-    return to_png(fig)
+    rows = [Row(str(s), "", [Cell(_model_desc(m)), Cell(str(m.get("n_train", "n/a"))),
+                              Cell(str(m.get("n_forget", "n/a"))), Cell(str(m.get("n_retain", "n/a"))),
+                              Cell(num(m.get("original_train_exact"), 3)), Cell(num(m.get("retain_train_exact"), 3)),
+                              Cell(num(m.get("original_train_s"), 0)
+                                   + (" (cached)" if m.get("original_cached") else "")),
+                              Cell(num(m.get("retain_train_s"), 0) + (" (cached)" if m.get("retain_cached") else "")),
+                              Cell(num(m.get("seed_wall_s"), 0))])
+            for s, m in seeds.items()]
+    return Table("Per seed", ["model", "train", "forget", "retain", "original exact (train)",
+                              "retain-only exact (retain)", "original s", "retain-only s", "seed wall s"], rows,
+                 with_kind=False, first_column="seed")
 
 
-def figures(result: LMResult) -> list[tuple[str, bytes]]:
-    summary = summarise(result.records, METRICS)
-    splits = [s for s in ("forget", "retain", "holdout", "neighbours", "general", "real_authors", "world_facts")
-              if any(np.isfinite(row.get(f"{s}_rouge", (np.nan, np.nan))[0]) for row in summary)]
-    return [
-        ("Forget quality against model utility", _tradeoff(summary)),
-        ("ROUGE-L per split", to_png(grouped_bars(summary, [f"{s}_rouge" for s in splits], splits,
-                                                  title="ROUGE-L recall of greedy answers", ylabel="ROUGE-L"))),
-        ("Membership attacks", to_png(grouped_bars(
-            summary, ["mia_auc_loss", "mia_auc_zlib", "mia_auc_min_k", "mia_auc_min_k_pp"],
-            ["LOSS", "zlib", "Min-K%", "Min-K%++"], title="Membership AUC, forget vs holdout", ylabel="AUC"))),
-        ("Recovery attacks", to_png(grouped_bars(
-            summary, ["relearn_rouge_gain", "icl_recovery", "icl_related_recovery"],
-            ["relearning gain", "facts in context", "related facts in context"],
-            title="How much comes back (ROUGE-L gain)", ylabel="ROUGE-L gain"))),
-    ]
+def to_markdown(result: Any) -> str:
+    return layout.render_markdown(build_report(result))
 
 
-def to_html(result: LMResult) -> str:
-    summary = summarise(result.records, METRICS)
-    cols = _columns(summary)
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
-    body = []
-    for row in summary:
-        cls = ' class="ref"' if row["method"] in ("original", "retrain") else ""
-        cells = "".join(f"<td>{html.escape(_fmt_fq(row[c]) if c == 'forget_quality' else fmt(row[c]))}</td>"
-                        for c, _ in cols)
-        body.append(f"<tr{cls}><td><b>{html.escape(row['method'])}</b></td>{cells}</tr>")
-    imgs = "".join(
-        f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
-        f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, png in figures(result))
-    cfg = html.escape(json.dumps(_clean(result.config), indent=2))
-    meta = html.escape(json.dumps(_clean(result.meta.get("seeds", {})), indent=2))
-    explain = html.escape(EXPLAIN).replace("\n", " ")
-    title = f"{result.config.get('task')}" + (f" {result.config.get('split')}" if result.config.get("split") else "")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>obliviate LM report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:4px 6px;text-align:right}}
-td:first-child{{text-align:left}}tr.ref{{background:#f3f6fa}}figure{{display:inline-block;margin:1em}}
-pre{{background:#f7f7f7;padding:1em;overflow:auto}}</style></head><body>
-<h1>Language-model unlearning benchmark: {html.escape(title)}</h1>
-<p>seeds {html.escape(str(result.config.get('seeds')))}, machine {html.escape(str(result.meta.get('machine', {}).get('cpu')))}</p>
-<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>
-<p>{explain}</p>{imgs}
-<h2>Per-seed setup</h2><pre>{meta}</pre>
-<h2>Resolved configuration</h2><pre>{cfg}</pre></body></html>"""
+def summary_markdown(result: Any) -> str:
+    """Summary and tables only, without the environment and configuration (for a terminal)."""
+    return layout.render_markdown(build_report(result), brief=True)
 
 
-def write_reports(result: LMResult, out: str | Path) -> dict[str, Path]:
+def _plots(summary: list[dict[str, Any]], n: int) -> list[Plot]:
+    bars = "Intervals are 95% over seeds." if n > 1 else "One seed: no intervals."
+    splits = [s for s in SPLITS if any(np.isfinite(row.get(f"{s}_rouge", (np.nan, np.nan))[0]) for row in summary)]
+    out = [Plot("Forget quality against model utility",
+                lambda: plots.to_png(plots.fq_mu_scatter(summary, threshold=FQ_GOAL)),
+                "Forget quality is a p-value: the axis stops at 1, and values below its left end are drawn at the "
+                "edge (◀) with the true value in their label, not floored in silence. The red line is TOFU's 0.05; "
+                f"`retrain` and `original` utility are the dashed and dotted lines. {bars}")]
+    if splits:
+        out.append(Plot("ROUGE-L per split", lambda: plots.to_png(plots.dot_panels(
+            summary, [f"{s}_rouge" for s in splits], [s.replace("_", " ") for s in splits],
+            title="ROUGE-L recall of greedy answers")),
+            f"Vertical lines: `retrain` (dashed) and the original (dotted). {bars}"))
+    mia = [("mia_auc_loss", "LOSS"), ("mia_auc_zlib", "zlib"), ("mia_auc_min_k", "Min-K%"),
+           ("mia_auc_min_k_pp", "Min-K%++")]
+    mia = [(k, v) for k, v in mia if any(np.isfinite(r[k][0]) for r in summary)]
+    if mia:
+        out.append(Plot("Membership attacks", lambda: plots.to_png(plots.dot_panels(
+            summary, [k for k, _ in mia], [v for _, v in mia], title="Membership AUC, forget vs holdout",
+            chance={k: 0.5 for k, _ in mia})), f"0.5 is chance; compare each row with `retrain`'s line. {bars}"))
+    rec = [("relearn_rouge_gain", "relearning gain"), ("icl_recovery", "facts in context"),
+           ("icl_related_recovery", "related facts in context")]
+    rec = [(k, v) for k, v in rec if any(np.isfinite(r[k][0]) for r in summary)]
+    if rec:
+        out.append(Plot("Recovery attacks", lambda: plots.to_png(plots.dot_panels(
+            summary, [k for k, _ in rec], [v for _, v in rec], title="How much comes back (ROUGE-L gain)")),
+            f"Compare with `retrain`'s line: what context or relearning brings back without the forget data. {bars}"))
+    return out
+
+
+def figures(result: Any) -> list[tuple[str, bytes]]:
+    return [(p.title, p.png) for p in build_report(result).plots]
+
+
+def to_html(result: Any) -> str:
+    return layout.render_html(build_report(result))
+
+
+def write_reports(result: Any, out: str | Path) -> dict[str, Path]:
     """Write results.json, config.json, meta.json, report.md and report.html into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": out / "results.json", "config": out / "config.json", "meta": out / "meta.json",
              "markdown": out / "report.md", "html": out / "report.html"}
+    report = build_report(result)
     atomic_write_json(paths["results"], _clean(result.records))
     atomic_write_json(paths["config"], _clean(result.config))
     atomic_write_json(paths["meta"], _clean(result.meta))
-    atomic_write_bytes(paths["markdown"], to_markdown(result).encode())
-    atomic_write_bytes(paths["html"], to_html(result).encode())
+    atomic_write_bytes(paths["markdown"], layout.render_markdown(report).encode())
+    atomic_write_bytes(paths["html"], layout.render_html(report).encode())
     return paths
