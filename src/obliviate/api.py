@@ -120,10 +120,9 @@ class ForgetResult:
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
-        import html
+        from obliviate.report.layout import markdown_to_html
 
-        body = html.escape(self.to_markdown())
-        return f"<!doctype html><html><head><meta charset='utf-8'><title>obliviate</title></head><body><pre>{body}</pre></body></html>"
+        return markdown_to_html(self.to_markdown(), title=f"obliviate.forget: {self.record.method}")
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         from obliviate.training.checkpoint import atomic_write_bytes, save_checkpoint

@@ -13,7 +13,7 @@ from typing import Any
 
 from obliviate.errors import ConfigError
 
-__all__ = ["cpu_model", "machine_info", "load_average", "format_load", "loaded"]
+__all__ = ["cpu_model", "machine_info", "load_average", "format_load", "library_versions", "loaded"]
 
 
 def cpu_model() -> str:
@@ -64,3 +64,21 @@ def loaded(cores: int | None = None) -> bool:
         return False
     limit = (os.cpu_count() or 1) if cores is None else cores
     return load[0] > limit
+
+
+#: the libraries whose versions change a run's numbers or its files
+LIBRARIES = ("obliviate", "torch", "numpy", "scipy", "scikit-learn", "transformers", "tokenizers", "peft",
+             "safetensors", "pydantic", "matplotlib")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of :data:`LIBRARIES` (those installed), recorded with every run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 from obliviate.audit.memorization import using_cache
 from obliviate.data.dataset import DataBundle
 from obliviate.errors import ConfigError
-from obliviate.machine import load_average, machine_info
+from obliviate.machine import library_versions, load_average, machine_info
 from obliviate.progress import NullProgress, Progress
 from obliviate.removal.base import Budget
 from obliviate.tasks import BASELINE, REFERENCE, TASKS, RunConfig, Task
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BASELINE", "REFERENCE", "BenchResult", "LMResult", "make_task", "run_bench", "machine_info",
            "summarise", "write_reports"]
-
-# The reporter module of each task (each has write_reports(result, out) and to_markdown(result)).
-REPORTERS = {"classification": "obliviate.report.classifier", "persons": "obliviate.report.lm",
-             "tofu": "obliviate.report.lm"}
 
 
 LMResult = BenchResult  # one result record for every task
@@ -69,20 +65,19 @@ def run_bench(cfg: RunConfig, *, progress: Progress | None = None, bundle: DataB
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     meta["wall_s"], meta["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     meta["load_average"] = load_average()  # at the end; meta["machine"] holds it at the start
+    meta["versions"] = library_versions()
     return BenchResult(config=json.loads(cfg.model_dump_json()), records=records, meta=meta)
 
 
-def _reporter(result: BenchResult) -> Any:
-    import importlib
-
-    return importlib.import_module(REPORTERS[result.task])
-
-
 def write_reports(result: BenchResult, out: str | Any) -> dict[str, Any]:
-    """Write ``results.json``, ``config.json``, ``report.md`` and ``report.html`` of any task's run."""
-    return _reporter(result).write_reports(result, out)
+    """Write ``results.json``, ``config.json``, ``meta.json``, ``report.md`` and ``report.html`` of any task's run."""
+    from obliviate import report
+
+    return report.write_reports(result, out)
 
 
 def summarise(result: BenchResult) -> str:
-    """The Markdown summary shown on the terminal."""
-    return _reporter(result).to_markdown(result)
+    """The summary and tables shown on the terminal."""
+    from obliviate import report
+
+    return report.summary_markdown(result)

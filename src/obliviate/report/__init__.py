@@ -36,3 +36,8 @@ def write_reports(result: Any, out: str | Path) -> dict[str, Path]:
 def to_markdown(result: Any) -> str:
     """The Markdown report of a result of any task."""
     return provider(result).to_markdown(result)
+
+
+def summary_markdown(result: Any) -> str:
+    """The summary and tables of a result of any task (what the terminal shows)."""
+    return provider(result).summary_markdown(result)
