@@ -69,6 +69,25 @@ def _quickstart_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _audit() -> str:
+    """A digits run with three methods, then a 16-replica strong audit of it."""
+    bench = ("bench", "--dataset", "digits", "--methods", "finetune,graddiff,kl", "--threads", "1",
+             "--out", "runs/digits", "--no-progress")
+    audit = ("audit", "--run", "runs/digits", "--replicas", "16", "--threads", "1", "--no-progress")
+    with tempfile.TemporaryDirectory() as tmp:
+        obliviate(*bench, cwd=Path(tmp))
+        out = obliviate(*audit, cwd=Path(tmp))
+    out = "\n".join(line for line in out.splitlines() if not line.startswith(("WARNING", "INFO")))
+    shown = " ".join(a for a in bench if a != "--no-progress")
+    return f"```console\n$ obliviate {shown}\n$ obliviate {' '.join(a for a in audit if a != '--no-progress')}\n{out}\n```\n"
+
+
+def _forging() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return console("obliviate mismatches forging --out runs/lab",
+                       obliviate("mismatches", "forging", "--out", "runs/lab", cwd=Path(tmp)))
+
+
 @dataclass(frozen=True)
 class Example:
     make: Callable[[], str]
@@ -79,6 +98,8 @@ EXAMPLES: dict[str, Example] = {
     "methods": Example(_methods, cheap=True),
     "config-error": Example(_config_error, cheap=True),
     "quickstart-table": Example(_quickstart_table, cheap=False),
+    "audit": Example(_audit, cheap=False),
+    "forging": Example(_forging, cheap=False),
 }
 
 

@@ -107,10 +107,12 @@ class ForgetResult:
         if self.metrics:
             cols = ["forget_acc", "retain_acc", "test_acc", "tow", "tow_gap_closed", "js_to_retrain",
                     "mia_auc", "mia_efficacy"]
-            lines.append("| model | " + " | ".join(cols) + " |")
-            lines.append("|---" * (len(cols) + 1) + "|")
+            lines.append("| model | kind | " + " | ".join(cols) + " |")
+            lines.append("|---" * (len(cols) + 2) + "|")
+            kinds = {"original": "baseline (untouched)", "retrain": "exact (reference)"}
             for name, m in self._rows():
-                lines.append(f"| {name} | " + " | ".join(
+                kind = kinds.get(name, self.record.kind)
+                lines.append(f"| {name} | {kind} | " + " | ".join(
                     "n/a" if c not in m or not np.isfinite(m[c]) else f"{m[c]:.4f}" for c in cols) + " |")
             if self.retrain_s:
                 lines += ["", f"time ratio to retraining: {r.wall_s / self.retrain_s:.4f} "
