@@ -66,6 +66,9 @@ def run_bench(cfg: RunConfig, *, progress: Progress | None = None, bundle: DataB
     meta["wall_s"], meta["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     meta["load_average"] = load_average()  # at the end; meta["machine"] holds it at the start
     meta["versions"] = library_versions()
+    cached = [m["retrain_cached_from"] for m in meta["seeds"].values() if m.get("retrain_cached_from")]
+    if cached:
+        meta["retrain_cached_from"] = "; ".join(cached)
     return BenchResult(config=json.loads(cfg.model_dump_json()), records=records, meta=meta)
 
 

@@ -238,7 +238,8 @@ class ClassifierSeedRun(SeedRun):
         def fit_from_scratch(data: ArrayDataset) -> tuple[nn.Module, float, dict[str, Any]]:
             tm = train_cached(spec, data, recipe, seed=seed, n_classes=n_classes, cache=cache,
                               progress=progress, device=cfg.device, description=f"retrain seed={seed}")
-            return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0)}
+            return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0),
+                                         "trained_at": tm.manifest.get("created")}
 
         self.unlearning = UnlearningTask(forget=split.forget, retain=split.retain,
                                          objective=ClassificationObjective(n_classes, cfg.device), recipe=recipe,
@@ -252,6 +253,10 @@ class ClassifierSeedRun(SeedRun):
         self.retrain_s = self.ref_record.wall_s
         meta["retrain_s"] = self.retrain_s
         meta["retrain_cached"] = bool(self.ref_record.extra.get("cached", False))
+        if meta["retrain_cached"]:
+            # the reference time was measured when the cached model was trained, not in this run
+            meta["retrain_cached_from"] = (f"seed {seed}: a cached model trained "
+                                           f"{self.ref_record.extra.get('trained_at') or 'in an earlier run'}")
         n = len(bundle.train)
         meta["original_train_acc"] = (self.orig.forget.accuracy * meta["n_forget"]
                                       + self.orig.retain.accuracy * meta["n_retain"]) / n
