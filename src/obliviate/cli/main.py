@@ -6,6 +6,7 @@ import typer
 
 from obliviate.cli.audit import audit
 from obliviate.cli.bench import bench
+from obliviate.cli.guard import guard_app, guards
 from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
 from obliviate.cli.sisa import sisa_app
@@ -22,6 +23,7 @@ app.command("audit")(audit)
 app.command("methods")(methods)
 app.add_typer(sisa_app, name="sisa")
 app.add_typer(ledger_app, name="ledger")
+app.command("guards")(guards); app.add_typer(guard_app, name="guard")  # noqa: E702
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ class ProtectedFact:
     names: tuple[str, ...] = ()
     distinctive: bool = True
     sentence: str | None = None
+    paraphrased_question: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def compile_request(request: ForgetRequest | str | Mapping[str, Any], data: QADa
         facts.append(ProtectedFact(id=ex.id, subject=ex.subject, question=ex.question, answer=ex.answer,
                                    names=name_map.get(ex.subject, ()),
                                    distinctive=compact_key(ex.answer) not in kept,
-                                   sentence=ex.paraphrased_answer))
+                                   sentence=ex.paraphrased_answer, paraphrased_question=ex.paraphrased_question))
     examples = [*request.concept]
     for ex in chosen:
         examples.append(ex.question)

@@ -85,12 +85,12 @@ class SemanticGuard(Guard):
             raise ConfigError("The semantic guard needs protected examples; the forget request compiled to none.")
         self.encoder_ = load_encoder(self.config.encoder_path)
         self.examples_ = texts
-        self.matrix_ = np.asarray(self.encoder_.encode(texts, normalize_embeddings=True, batch_size=64))
+        self.matrix_ = np.asarray(self.encoder_.encode(texts, normalize_embeddings=True, batch_size=64, show_progress_bar=False))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self._require_fitted()
         cut = [t[-self.config.max_chars:] for t in texts]
-        return np.asarray(self.encoder_.encode(cut, normalize_embeddings=True, batch_size=64))
+        return np.asarray(self.encoder_.encode(cut, normalize_embeddings=True, batch_size=64, show_progress_bar=False))
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Highest similarity of each text to the protected examples (batched, for evaluation)."""
