@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["DecodedView", "decoded_views", "DECODERS"]
 
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:0x)?(?:[0-9A-Fa-f]{2}[\s:-]?){4,}(?![0-9A-Fa-f])")
 
 
@@ -45,8 +45,8 @@ def _base64(text: str) -> list[DecodedView]:
     out = []
     for m in _B64.finditer(text):
         seg = m.group(0)
-        if seg.isalpha() and (seg.islower() or seg.isupper()):
-            continue  # an ordinary word, not base64
+        if (seg.isalpha() and (seg.islower() or seg.isupper() or seg[1:].islower())) or len(seg.rstrip("=")) % 4 == 1:
+            continue  # an ordinary word, or a length base64 cannot have
         padded = seg + "=" * (-len(seg) % 4)
         try:
             decoded = _printable(base64.b64decode(padded, validate=True))

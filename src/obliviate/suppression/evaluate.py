@@ -43,7 +43,8 @@ __all__ = ["GuardEvalConfig", "GuardEvalResult", "PIPELINES", "PROMPT_ONLY", "ru
 log = logging.getLogger(__name__)
 
 #: pipeline name -> (guard, stage, config overrides) entries. Guards of one pipeline run in order.
-_LEX = [("exact", "output", {}), ("minhash", "output", {}), ("fuzzy", "output", {}), ("pii", "output", {})]
+# the lexical pipeline: the fast matchers (MinHash is measured on its own: see its latency)
+_LEX = [("exact", "output", {}), ("fuzzy", "output", {}), ("pii", "output", {})]
 PIPELINES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "exact_raw": [("exact", "output", {"normalize": False, "decode": False})],
     "exact_norm": [("exact", "output", {"decode": False})],
@@ -74,13 +75,14 @@ class GuardEvalConfig:
     people). tofu_split: TOFU forget split. families, pipelines: what to run (``all`` for every one).
     rouge_threshold: ROUGE-L recall at which an answer counts as leaked. max_fpr: the false-positive
     rate at which scored guards' thresholds are read off the held-out ROC. max_new_tokens: answer
-    length. model: also evaluate the trained model (persons). epochs: training epochs (None: the
-    LM bench's persons recipe). use_cache: reuse trained models. n_generic: generic benign prompts
+    length. model: also evaluate the trained model (persons). epochs, batch_size: training of the
+    persons GPT-2 (the LM bench's persons recipe otherwise; a small corpus needs more epochs and
+    smaller batches to be memorised). use_cache: reuse trained models. n_generic: generic benign prompts
     per forgotten person. encoder: include the sentence-encoder guard (needs obliviate[guards]).
     """
 
     task: str = "persons"
-    n_people: int = 30
+    n_people: int = 20
     forget_fraction: float = 0.1
     seed: int = 0
     data_dir: str | None = None
@@ -91,7 +93,8 @@ class GuardEvalConfig:
     max_fpr: float = 0.05
     max_new_tokens: int = 24
     model: bool = True
-    epochs: int | None = None
+    epochs: int | None = 60
+    batch_size: int = 16
     use_cache: bool = True
     n_generic: int = 4
     encoder: bool = True
@@ -246,6 +249,7 @@ def _trained_model(corpus: Any, training: QADataset, cfg: GuardEvalConfig) -> tu
     recipe_kw = dict(DEFAULT_RECIPES["persons"])
     if cfg.epochs is not None:
         recipe_kw["epochs"] = cfg.epochs
+    recipe_kw["batch_size"] = cfg.batch_size
     recipe = LMRecipe(**recipe_kw)
     tm = train_lm_cached(spec, fmt, training, recipe, seed=cfg.seed, cache=ModelCache(enabled=cfg.use_cache),
                          description="persons original (for guards)")

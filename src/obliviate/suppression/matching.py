@@ -46,10 +46,14 @@ def key(text: str, normalize: bool) -> str:
 def views(text: str, normalize: bool = True, decode: bool = True) -> tuple[View, ...]:
     """The views of ``text`` scanned by the lexical guards (cached: guards of one pipeline share them)."""
     form = canonical if normalize else _raw
-    out = [View("text", form(text))]
+    base = form(text)
+    out = [View("text", base)]
     if decode:
-        for d in decoded_views(text):
+        for d in decoded_views(text, decoders=("base64", "hex")):
             out.append(View(d.decoder, form(d.text), d.span))
+        if base.text:  # reversed text: the canonical form read backwards (half the cost of a second pass)
+            out.append(View("reversed", Canonical(base.text[::-1], base.index[::-1], base.source_len),
+                            (0, len(text))))
     return tuple(out)
 
 

@@ -1,10 +1,10 @@
 """Near-verbatim matching by character-shingle containment, with MinHash/LSH (``datasketch``).
 
 Each protected string (canonical form) becomes its set of character n-grams
-(shingles) and a MinHash, indexed in a ``MinHashLSHEnsemble`` (LSH for
-*containment*: how much of the protected string a window of the text holds). The
-text is cut into overlapping windows; the LSH returns the protected strings each
-window may contain, and their exact shingle containment is the score. Reworded or
+(shingles) and a MinHash, indexed in a ``MinHashLSH``. The text is cut into
+half-overlapping windows as long as the protected strings (bucketed by length);
+the LSH returns the protected strings similar to each window, and their exact
+shingle containment in the window is the score. Reworded or
 partly changed answers keep most of their shingles; short strings are left to
 the exact guard.
 """
@@ -21,16 +21,19 @@ from obliviate.suppression.matching import names_mentioned, patterns_of, views
 
 @dataclass(frozen=True)
 class MinHashConfig:
-    """threshold: shingle containment (0..1) at which a text is blocked; also the LSH's threshold.
-    n: shingle length in characters. num_perm: MinHash permutations. min_chars: shortest
-    protected string (canonical) indexed. normalize, decode, facts: as for the exact guard. names: off by default: names of retained
+    """threshold: shingle containment (0..1) of a protected string in a window at which a text is
+    blocked. lsh_threshold: Jaccard similarity at which the LSH returns a candidate (the
+    containment of each candidate is then computed exactly). n: shingle length in characters.
+    num_perm: MinHash permutations. min_chars: shortest protected string (canonical) indexed:
+    MinHash is for long strings (answers, passages); short ones are the exact and fuzzy guards'. normalize, decode, facts: as for the exact guard. names: off by default: names of retained
     look-alikes (same surname) are within a few edits of the forgotten ones; the exact guard matches names.
     """
 
     threshold: float = 0.8
+    lsh_threshold: float = 0.4
     n: int = 3
     num_perm: int = 64
-    min_chars: int = 8
+    min_chars: int = 16
     normalize: bool = True
     decode: bool = True
     names: bool = False
@@ -46,6 +49,21 @@ class MinHashConfig:
             raise ConfigError("Invalid MinHash guard configuration:", problems)
 
 
+class _Cached:
+    """sha1_hash32 with a per-text memo: overlapping windows share most shingles."""
+
+    def __init__(self, memo: dict[bytes, int]) -> None:
+        self.memo = memo
+
+    def __call__(self, b: bytes) -> int:
+        h = self.memo.get(b)
+        if h is None:
+            from datasketch import sha1_hash32
+
+            h = self.memo[b] = sha1_hash32(b)
+        return h
+
+
 def shingles(text: str, n: int) -> list[str]:
     return [text[i:i + n] for i in range(max(1, len(text) - n + 1))]
 
@@ -58,22 +76,38 @@ class MinHashGuard(Guard):
     Config = MinHashConfig
 
     def _fit(self, protected: Any) -> None:
-        from datasketch import MinHash, MinHashLSHEnsemble
+        from datasketch import MinHash, MinHashLSH
 
         cfg = self.config
         self.patterns_ = [p for p in patterns_of(protected, normalize=cfg.normalize, names=cfg.names, facts=cfg.facts)
                           if len(p.text.replace(" ", "")) >= cfg.min_chars]
         self.sets_ = [set(shingles(p.text, cfg.n)) for p in self.patterns_]
-        self.window_ = max([len(p.text) for p in self.patterns_] + [16])
+        # window lengths: the protected lengths, bucketed by factors of 1.5
+        lengths = sorted(len(p.text) for p in self.patterns_)
+        buckets: list[int] = []
+        for n in lengths:
+            if not buckets or n > buckets[-1] * 1.5:
+                buckets.append(n)
+        self.lengths_ = [int(b * 1.2) for b in buckets]
         self.lsh_ = None
+        first = MinHash(num_perm=cfg.num_perm, seed=1)
+        self.perms_, self.scheme_ = first.permutations, first.scheme  # made once, shared by every MinHash
         if self.patterns_:
-            entries = []
+            self.lsh_ = MinHashLSH(threshold=cfg.lsh_threshold, num_perm=cfg.num_perm)
             for i, s in enumerate(self.sets_):
-                m = MinHash(num_perm=cfg.num_perm, seed=1)
+                m = MinHash(num_perm=cfg.num_perm, permutations=self.perms_, scheme=self.scheme_)
                 m.update_batch([x.encode() for x in s])
-                entries.append((i, m, len(s)))
-            self.lsh_ = MinHashLSHEnsemble(threshold=cfg.threshold, num_perm=cfg.num_perm, num_part=8)
-            self.lsh_.index(entries)
+                self.lsh_.insert(i, m)
+
+    def _windows(self, s: str) -> list[tuple[int, int]]:
+        """Windows about as long as each protected length bucket, half overlapping: a window aligned
+        with a protected string has a high Jaccard similarity to it, which the LSH retrieves."""
+        out = []
+        for length in self.lengths_:
+            step = max(1, length // 2)
+            for start in range(0, max(1, len(s) - length + step), step):
+                out.append((start, min(len(s), start + length)))
+        return out
 
     def _best(self, text: str, ctx: GuardContext) -> tuple[float, tuple[int, int] | None, str | None]:
         from datasketch import MinHash
@@ -84,16 +118,15 @@ class MinHashGuard(Guard):
         if self.lsh_ is None:
             return best
         mentioned: set[str] | None = None
-        w = 2 * self.window_
-        step = max(1, self.window_)
         for view in views(text, cfg.normalize, cfg.decode):
             s = view.canon.text
-            for start in range(0, max(1, len(s) - self.window_ + 1), step):
-                chunk = s[start:start + w]
-                window = set(shingles(chunk, cfg.n))
-                m = MinHash(num_perm=cfg.num_perm, seed=1)
+            hashed: dict[bytes, int] = {}
+            for start, end in self._windows(s):
+                window = set(shingles(s[start:end], cfg.n))
+                m = MinHash(num_perm=cfg.num_perm, permutations=self.perms_, scheme=self.scheme_,
+                            hashfunc=_Cached(hashed))
                 m.update_batch([x.encode() for x in window])
-                for i in self.lsh_.query(m, len(window)):
+                for i in self.lsh_.query(m):
                     score = len(self.sets_[i] & window) / len(self.sets_[i])
                     if score <= best[0]:
                         continue
@@ -103,7 +136,9 @@ class MinHashGuard(Guard):
                             mentioned = names_mentioned((ctx.prompt, text), protected)
                         if p.subject not in mentioned:
                             continue
-                    best = (score, view.source_span(start, start + len(chunk)), p.original)
+                    best = (score, view.source_span(start, end), p.original)
+                    if score >= 1.0:
+                        return best
         return best
 
     def score(self, text: str, ctx: GuardContext) -> float:

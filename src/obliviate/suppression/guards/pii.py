@@ -52,7 +52,10 @@ _STREET = (r"(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|cou
 _ADDRESS = re.compile(
     rf"(?i)\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'\-]*\.?\s+){{0,4}}{_STREET}\b\.?"
     rf"|\b(?:{_STREET})\s+(?:[A-Za-zÀ-ÿ'\-]+\s+){{0,4}}\d{{1,5}}[A-Za-z]?\b"
-    rf"|\b[A-ZÀ-Ý][\wÀ-ÿ'\-]*(?:{_STREET})\s+\d{{1,5}}[A-Za-z]?\b", re.UNICODE)
+    rf"|\b[A-ZÀ-Ý][\wÀ-ÿ'\-]*(?:{_STREET})\s+\d{{1,5}}[A-Za-z]?\b"
+    # the generic shape: a house number and two to four capitalised words (any street suffix)
+    rf"|\b(?:(?:Flat|Apt|Unit|Suite)\.?\s*\d+[A-Za-z]?,?\s+)?\d{{1,5}}[A-Za-z]?\s+[A-ZÀ-Ý][a-zà-ÿ]+(?:\s+[A-ZÀ-Ý][a-zà-ÿ]+){{1,3}}\b"
+    rf"(?:,?\s+(?:Apt|Suite|Unit|Flat)\.?\s*\d+)?", re.UNICODE)
 _NAME_WORD = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+)?"
 _NAME = re.compile(rf"\b{_NAME_WORD}(?:\s+(?:(?:van|von|de|der|den|da|dos|das|del|di|la|le|du|ter)\s+)*{_NAME_WORD}){{1,3}}\b")
 _NOT_NAMES = {"The", "This", "That", "What", "Which", "Who", "When", "Where", "Why", "How", "Question", "Answer",
