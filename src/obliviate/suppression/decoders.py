@@ -19,7 +19,7 @@ from dataclasses import dataclass
 __all__ = ["DecodedView", "decoded_views", "DECODERS"]
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:0x)?(?:[0-9A-Fa-f]{2}[\s:-]?){4,}(?![0-9A-Fa-f])")
+_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:0x)?(?:[0-9A-Fa-f]{2}[\s:-]?){3,}(?![0-9A-Fa-f])")
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,14 @@ def _hex(text: str) -> list[DecodedView]:
     out = []
     for m in _HEX.finditer(text):
         digits = re.sub(r"[^0-9A-Fa-f]", "", m.group(0).removeprefix("0x"))
-        if len(digits) % 2 or digits.isdigit():
-            continue  # all digits: a number (phone, date), not hex text
+        if len(digits) % 2:
+            continue
         try:
             decoded = _printable(bytes.fromhex(digits))
         except ValueError:
             continue
-        if decoded:
+        # all-digit runs are usually numbers (phones, dates): keep them only if they decode to words
+        if decoded and (not digits.isdigit() or sum(c.isalpha() for c in decoded) >= 0.6 * len(decoded)):
             out.append(DecodedView("hex", decoded, m.span()))
     return out
 
