@@ -49,17 +49,20 @@ def latency(n_people: int, seed: int, repeats: int) -> dict[str, dict[str, float
             out[name] = {"error": str(exc)}  # type: ignore[dict-item]
             continue
         for size in (1000, 4000) if name != "semantic" else (60, 1000):
-            times = []
+            times, cpu = [], []
             for i in range(repeats):
                 text = " ".join(rng.choice(words) for _ in range(size // 4))[:size]
                 views.cache_clear()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 guard.check(text, GuardContext(prompt=text[:80], stage="output"))
                 times.append((time.perf_counter() - t0) * 1000)
-            ms = np.array(times)
+                cpu.append((time.thread_time() - c0) * 1000)
+            ms, cms = np.array(times), np.array(cpu)
+            per = max(1.0, size / 1000)
             out[f"{name}@{size}"] = {"chars": size, "p50_ms": float(np.percentile(ms, 50)),
                                      "p95_ms": float(np.percentile(ms, 95)),
-                                     "p95_ms_per_1k_chars": float(np.percentile(ms, 95)) / max(1.0, size / 1000)}
+                                     "p95_ms_per_1k_chars": float(np.percentile(ms, 95)) / per,
+                                     "cpu_p95_ms_per_1k_chars": float(np.percentile(cms, 95)) / per}
     return out
 
 
@@ -120,12 +123,16 @@ def main() -> int:
               f"{worst:.3f} (goal <= 0.05: {'met' if worst <= 0.05 else 'NOT met'})."]
     # goal 3: latency
     lines += ["", "## Goal 3: latency (one full check of a fresh text per call)", "",
-              "| guard @ chars | p50 ms | p95 ms | p95 ms per 1,000 chars |", "|---|---|---|---|"]
+              "Wall-clock times on a shared machine include time the process waits for a core; the last "
+              "column is the CPU time of the checking thread, which that wait does not inflate.", "",
+              "| guard @ chars | p50 ms | p95 ms | p95 ms per 1,000 chars | p95 CPU ms per 1,000 chars |",
+              "|---|---|---|---|---|"]
     for k, v in lat.items():
         if "error" in v:
-            lines.append(f"| {k} | not run: {v['error']} | | |")
+            lines.append(f"| {k} | not run: {v['error']} | | | |")
         else:
-            lines.append(f"| {k} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['p95_ms_per_1k_chars']:.2f} |")
+            lines.append(f"| {k} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['p95_ms_per_1k_chars']:.2f} | "
+                         f"{v['cpu_p95_ms_per_1k_chars']:.2f} |")
     lines += ["", "## Pipelines over all families (from guard_results.json)", "",
               "| generator | pipeline | leak off | leak on | over-refusal | over-refusal generic | p50 ms | p95 ms | "
               "p95 ms/1k chars |", "|---|---|---|---|---|---|---|---|---|"]

@@ -95,7 +95,7 @@ def names_mentioned(texts: tuple[str, ...], protected: object, *, fuzzy: float =
         return found
     from rapidfuzz import fuzz
 
-    scanned = [v.canon.text for t in texts if t for v in views(t)]
+    scanned = [v.canon.text for t in texts if t for v in views(t, True, True)]  # same cache key as the guards'
     for subject, subject_names in name_map.items():
         for n in subject_names:
             k = key(n, True)

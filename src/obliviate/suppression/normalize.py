@@ -109,7 +109,7 @@ def canonical(text: str, *, leet: bool = True, collapse: bool = True, repair: bo
     repair: fix mojibake first with ``ftfy`` (spans are then approximate).
     """
     source = text
-    if repair:
+    if repair and not text.isascii():  # mojibake needs non-ASCII characters
         fixed = _repair(text)
         if fixed != text:
             source = fixed
