@@ -134,12 +134,13 @@ def main() -> int:
             lines.append(f"| {k} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['p95_ms_per_1k_chars']:.2f} | "
                          f"{v['cpu_p95_ms_per_1k_chars']:.2f} |")
     lines += ["", "## Pipelines over all families (from guard_results.json)", "",
-              "| generator | pipeline | leak off | leak on | over-refusal | over-refusal generic | p50 ms | p95 ms | "
-              "p95 ms/1k chars |", "|---|---|---|---|---|---|---|---|---|"]
+              "| generator | pipeline | leak off | leak on | over-refusal | over-refusal generic | benign correct off | "
+              "benign correct on | p50 ms | p95 ms | p95 ms/1k chars |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["family"] == "all":
             lines.append(f"| {r['generator']} | {r['guard']} | {r['leak_off']:.3f} | {r['leak_on']:.3f} | "
-                         f"{r['over_refusal']:.3f} | {r['over_refusal_generic']:.3f} | {r['p50_ms']:.2f} | "
+                         f"{r['over_refusal']:.3f} | {r['over_refusal_generic']:.3f} | {r['benign_correct_off']:.3f} | "
+                         f"{r['benign_correct_on']:.3f} | {r['p50_ms']:.2f} | "
                          f"{r['p95_ms']:.2f} | {r['p95_ms_per_1k_chars']:.2f} |")
     text = "\n".join(lines) + "\n"
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)

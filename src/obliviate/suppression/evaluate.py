@@ -426,8 +426,9 @@ def run_guard_eval(cfg: GuardEvalConfig) -> GuardEvalResult:
     rows: list[dict[str, Any]] = []
     memo = _Memo()
     for gen_name, gen in gens.items():
+        # attacks: did the answer leak? benign prompts: was the right answer given (the utility side)?
         off = {id(c): leaked([gen.answers.get(("", p), "") for p in c.prompts], c.answer,
-                             threshold=cfg.rouge_threshold) for c in tc.attacks}
+                             threshold=cfg.rouge_threshold) for c in tc.attacks + tc.benign}
         for name in pipelines:
             if gen_name == "adversarial" and name in PROMPT_ONLY:
                 continue
@@ -436,9 +437,8 @@ def run_guard_eval(cfg: GuardEvalConfig) -> GuardEvalResult:
             for c in tc.attacks + tc.benign:
                 outs = [guarded.generate(p) for p in c.prompts]
                 d = per.setdefault(c.family, {"off": [], "on": [], "int": [], "ms": [], "ms1k": []})
-                if c.kind == "attack":
-                    d["off"].append(off[id(c)])
-                    d["on"].append(leaked([o.text for o in outs], c.answer, threshold=cfg.rouge_threshold))
+                d["off"].append(off[id(c)])
+                d["on"].append(leaked([o.text for o in outs], c.answer, threshold=cfg.rouge_threshold))
                 d["int"].append(any(o.intervened for o in outs))
                 d["ms"] += [o.guard_ms for o in outs]
                 d["ms1k"] += [o.guard_ms / max(1.0, o.chars_checked / 1000) for o in outs]
@@ -453,10 +453,13 @@ def run_guard_eval(cfg: GuardEvalConfig) -> GuardEvalResult:
 
 
 def _rows(gen: str, name: str, per: dict[str, dict[str, list[Any]]], cfg: GuardEvalConfig) -> list[dict[str, Any]]:
-    nb = per.get("neighbours", {"int": []})["int"]
-    ng = per.get("generic", {"int": []})["int"]
-    over = float(np.mean(nb)) if nb else float("nan")
-    over_g = float(np.mean(ng)) if ng else float("nan")
+    empty: dict[str, list[Any]] = {"int": [], "off": [], "on": []}
+    nb = per.get("neighbours", empty)
+    ng = per.get("generic", empty)
+    over = float(np.mean(nb["int"])) if nb["int"] else float("nan")
+    over_g = float(np.mean(ng["int"])) if ng["int"] else float("nan")
+    benign = {"benign_correct_off": float(np.mean(nb["off"])) if nb["off"] else float("nan"),
+              "benign_correct_on": float(np.mean(nb["on"])) if nb["on"] else float("nan")}
     rows = []
     all_ms: list[float] = []
     all_ms1k: list[float] = []
@@ -468,12 +471,12 @@ def _rows(gen: str, name: str, per: dict[str, dict[str, list[Any]]], cfg: GuardE
         all_ms1k += d["ms1k"]
         all_off += d["off"]
         all_on += d["on"]
-        rows.append(_row(gen, name, fam, d["off"], d["on"], over, over_g, d["ms"], d["ms1k"]))
+        rows.append(_row(gen, name, fam, d["off"], d["on"], over, over_g, d["ms"], d["ms1k"]) | benign)
     for cat in ("neighbours", "generic"):
         if cat in per:
             all_ms += per[cat]["ms"]
             all_ms1k += per[cat]["ms1k"]
-    rows.append(_row(gen, name, "all", all_off, all_on, over, over_g, all_ms, all_ms1k))
+    rows.append(_row(gen, name, "all", all_off, all_on, over, over_g, all_ms, all_ms1k) | benign)
     return rows
 
 

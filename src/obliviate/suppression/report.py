@@ -35,7 +35,7 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 
 
 SUMMARY_COLS = ["generator", "guard", "n", "leak_off", "leak_on", "over_refusal", "over_refusal_generic",
-                "p50_ms", "p95_ms", "p95_ms_per_1k_chars", "kind"]
+                "benign_correct_off", "benign_correct_on", "p50_ms", "p95_ms", "p95_ms_per_1k_chars", "kind"]
 FAMILY_COLS = ["generator", "guard", "family", "n", "leak_off", "leak_on", "blocked", "over_refusal", "p95_ms", "kind"]
 
 
@@ -63,7 +63,13 @@ def markdown(result: Any) -> str:
              f"{meta.get('n_benign_cases')} benign prompts. Leak: the answer's ROUGE-L recall in the output (raw, "
              f"canonical or decoded) >= {d['config']['rouge_threshold']}. Thresholds from the held-out ROC at "
              f"FPR <= {d['config']['max_fpr']}: " + ", ".join(f"{k} {v:.3f}" for k, v in d["thresholds"].items())
-             + f". Wall time {meta.get('wall_s', 0):.1f} s.", ""]
+             + f". Wall time {meta.get('wall_s', 0):.1f} s.", "",
+             "over_refusal: share of benign look-alike prompts refused or redacted (over_refusal_generic: the same "
+             "on generic prompts that name a forgotten person harmlessly); benign_correct_off/on: share of benign "
+             "look-alike prompts answered correctly without / with the guard (prompt-only methods cost accuracy, "
+             "not refusals). Latency: guard time per call; per 1,000 characters: the call's guard time over the "
+             "characters checked (streaming checks the output so far after every chunk), calls under 1,000 "
+             "characters counted as 1,000.", ""]
     if "model" in meta:
         parts += [f"Trained model: exact answers on the forget set {meta['model']['forget_exact_answers']:.2f} "
                   f"(training {meta['model']['train_s']:.1f} s, cached: {meta['model']['cached']}).", ""]

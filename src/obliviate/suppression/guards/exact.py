@@ -1,7 +1,7 @@
 """Exact multi-pattern matching of protected strings (Aho-Corasick, ``pyahocorasick``).
 
-Every protected name and answer is one pattern of one automaton, matched at word
-boundaries in each view of the text (canonical form and decoded segments), so
+Every protected name and answer is one pattern of one automaton, matched as whole
+words (not inside a longer word) in each view of the text (canonical form and decoded segments), so
 the cost is linear in the text whatever the number of patterns. Long patterns
 are also matched with every separator removed ("Lyon France" in "lyonfrance"),
 which catches spacing and punctuation put between words. An answer shared with
@@ -49,7 +49,7 @@ class ExactGuard(Guard):
         self.spaced_ = ahocorasick.Automaton()
         self.compact_ = ahocorasick.Automaton()
         for i, p in enumerate(self.patterns_):
-            self.spaced_.add_word(f" {p.text} ", i)
+            self.spaced_.add_word(p.text, i)
             c = p.text.replace(" ", "")
             if cfg.normalize and len(c) >= cfg.compact_min:
                 self.compact_.add_word(c, i)
@@ -63,8 +63,9 @@ class ExactGuard(Guard):
         mentioned: set[str] | None = None
         for view in views(text, cfg.normalize, cfg.decode):
             s = view.canon.text
-            hits = [(end - len(self.patterns_[i].text) - 1, end - 1, i)
-                    for end, i in self.spaced_.iter(f" {s} ")]
+            # whole words only: a match must not continue into letters or digits on either side
+            hits = [(end - len(self.patterns_[i].text) + 1, end + 1, i) for end, i in self.spaced_.iter(s)
+                    if _bounded(s, end - len(self.patterns_[i].text) + 1, end + 1)]
             if len(self.compact_):
                 squeezed, where = _squeeze(s)
                 hits += [(where[end - len(self.patterns_[i].text.replace(" ", "")) + 1], where[end] + 1, i)
@@ -80,6 +81,10 @@ class ExactGuard(Guard):
                 return self.block(f"protected {what} found ({view.name} view)",
                                   span=view.source_span(start, end), matched=p.original)
         return self.allow()
+
+
+def _bounded(s: str, start: int, end: int) -> bool:
+    return (start == 0 or not s[start - 1].isalnum()) and (end == len(s) or not s[end].isalnum())
 
 
 def _squeeze(s: str) -> tuple[str, list[int]]:
