@@ -41,3 +41,20 @@ def test_guard_eval_reports_bad_names():
     res = runner.invoke(app, ["guard", "eval", "--families", "direkt", "--pipelines", "exakt", "--no-model"])
     assert res.exit_code == 2
     assert "did you mean 'direct'" in res.output and "did you mean 'exact'" in res.output
+
+
+def test_guard_eval_tofu_tiny(tmp_path):
+    import pytest
+
+    from obliviate.data.tofu import tofu_search_paths
+
+    if not any((p / "forget01_perturbed.json").is_file() for p in tofu_search_paths()):
+        pytest.skip("TOFU files not found")
+    out = tmp_path / "t"
+    res = runner.invoke(app, ["guard", "eval", "--task", "tofu", "--no-encoder", "--families", "direct,reversed",
+                              "--pipelines", "exact_raw,exact", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "guard_results.json").read_text())["rows"]
+    cell = {(r["guard"], r["family"]): r for r in rows}
+    assert {r["generator"] for r in rows} == {"adversarial"}  # no model is trained on TOFU here
+    assert cell[("exact", "reversed")]["leak_on"] < cell[("exact_raw", "reversed")]["leak_on"]

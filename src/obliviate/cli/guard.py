@@ -43,7 +43,8 @@ def _csv(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 def eval_cmd(
     task: str = typer.Option("persons", help="persons (generated corpus + trained GPT-2) or tofu (files in --data-dir)."),
     out: str = typer.Option("runs/guards", help="Output folder (guard_results.json, report.md, report.html)."),
-    data_dir: str = typer.Option("../shared/data/tofu", help="Folder of the TOFU files (--task tofu)."),
+    data_dir: str = typer.Option(None, help="Folder of the TOFU files (--task tofu); by default ../shared/data/tofu, "
+                                             "then $OBLIVIATE_DATA/tofu and the shared/ folder beside the checkout."),
     people: int = typer.Option(20, help="Persons corpus size."),
     forget_fraction: float = typer.Option(0.1, help="Share of the persons forgotten."),
     families: str = typer.Option("all", help="Comma-separated attack families, or all."),
