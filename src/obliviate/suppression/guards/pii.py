@@ -155,7 +155,11 @@ class PIIGuard(Guard):
         values: set[tuple[str, str]] = set()
         for name in protected.all_names():
             values.add(("name", name.lower()))
+        # only distinctive answers: a value a retained person shares (a birthplace that reads as a
+        # name) does not identify the forgotten subject, and blocking it refuses the look-alike
         for f in protected.facts:
+            if not f.distinctive:
+                continue
             for h in recognise(f.answer, self.config.kinds):
                 values.add((h.kind, h.value))
         self.values_ = values
