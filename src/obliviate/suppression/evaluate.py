@@ -33,7 +33,7 @@ from obliviate.data.request import ForgetRequest
 from obliviate.errors import ConfigError
 from obliviate.registry import closest
 from obliviate.suppression.attacks import CHARACTER_FAMILIES, FAMILIES, build_attacks, leaked
-from obliviate.suppression.base import GUARDS, KIND, GuardContext, GuardSpec, OnFail
+from obliviate.suppression.base import GUARDS, KIND, Decision, Guard, GuardContext, GuardSpec, OnFail
 from obliviate.suppression.generators import QAGenerator, ReplayGenerator
 from obliviate.suppression.pipeline import GuardedGenerator
 from obliviate.suppression.protect import ProtectedSet, compile_request
@@ -291,30 +291,35 @@ TASKS = {"persons": persons_cases, "tofu": tofu_cases}
 # --------------------------------------------------------------------------- running
 
 
+class _Memoised(Guard):
+    """An input guard whose decisions are shared by every pipeline and generator of one run: the
+    prompt is the same, so the decision is; it reports the time measured when it was first made."""
+
+    def __init__(self, inner: Guard, decisions: dict[tuple[int, str], Decision]) -> None:
+        self.inner, self.decisions = inner, decisions
+        self.name, self.stages = inner.name, inner.stages  # type: ignore[misc]
+        self.config, self.protected_ = inner.config, inner.protected_
+
+    def check(self, text: str, ctx: GuardContext) -> Decision:
+        key = (id(self.inner), text)
+        hit = self.decisions.get(key)
+        if hit is None:
+            t0 = time.perf_counter()
+            d = self.inner.check(text, ctx)
+            hit = self.decisions[key] = replace(d, elapsed_ms=max((time.perf_counter() - t0) * 1000, 1e-6))
+        return hit
+
+
 class _Memo:
-    """Input-stage decisions shared by pipelines and generators: the prompt is the same, so the
-    decision is; the time reported is the one measured when it was first made."""
+    """The memoised input guards of one run, by guard and configuration."""
 
     def __init__(self) -> None:
-        self.guards: dict[str, Any] = {}
-        self.decisions: dict[tuple[str, str], Any] = {}
+        self.guards: dict[str, _Memoised] = {}
+        self.decisions: dict[tuple[int, str], Decision] = {}
 
-    def wrap(self, key: str, guard: Any) -> Any:
-        memo = self
-
-        class Memoised(type(guard)):  # type: ignore[misc]
-            def check(self, text: str, ctx: GuardContext) -> Any:
-                hit = memo.decisions.get((key, text))
-                if hit is None:
-                    t0 = time.perf_counter()
-                    d = super().check(text, ctx)
-                    hit = replace(d, elapsed_ms=(time.perf_counter() - t0) * 1000 or 1e-6)
-                    memo.decisions[(key, text)] = hit
-                return hit
-
+    def get(self, key: str, make: Any) -> _Memoised:
         if key not in self.guards:
-            guard.__class__ = Memoised
-            self.guards[key] = guard
+            self.guards[key] = _Memoised(make(), self.decisions)
         return self.guards[key]
 
 
@@ -325,13 +330,10 @@ def _specs(name: str, protected: ProtectedSet, thresholds: dict[str, float], mem
         kw = dict(overrides)
         if guard in thresholds and "threshold" not in kw:
             kw["threshold"] = thresholds[guard]
-        key = f"{guard}:{sorted(kw.items())}"
-        if memo is not None and stage == "input" and key in memo.guards:
-            g = memo.guards[key]
-        else:
-            g = GUARDS.get(guard)(**kw).fit(protected)
-            if memo is not None and stage == "input":
-                g = memo.wrap(key, g)
+        def make(guard: str = guard, kw: dict[str, Any] = kw) -> Guard:
+            return GUARDS.get(guard)(**kw).fit(protected)
+
+        g = memo.get(f"{guard}:{sorted(kw.items())}", make) if memo is not None and stage == "input" else make()
         specs.append(GuardSpec(g, stage, OnFail("refuse")))  # type: ignore[arg-type]
     return specs
 
