@@ -119,3 +119,23 @@ def test_hf_and_qa_generators_stream_what_batch_gives(corpus):
     assert isinstance("".join(hf.stream("Question: hi")), str)
     sampled = "".join(qa.stream(q, attempt=1))
     assert isinstance(sampled, str)
+
+
+def test_stream_releases_only_checked_text_and_stops(protected, person):
+    chunks = [w + " " for w in "Here is what I know about the book, it is called".split()]
+    chunks += [w + " " for w in person.book.split()] + ["more "] * 40
+    gen = Counting([chunks])
+    g = GuardedGenerator(gen, [GuardSpec(exact(protected), "output")])
+    shown = list(g.stream("q", hold_back=len(person.book) * 4))
+    text = "".join(shown)
+    assert person.book not in text and not any(w in text for w in person.book.split() if len(w) > 3)
+    assert shown[-1] == OnFail().message and g.last.refused
+    assert gen.consumed == len(chunks) - 40  # stopped at the violation
+
+
+def test_stream_of_a_clean_answer_is_the_answer(protected):
+    g = GuardedGenerator(lambda t: "A perfectly harmless answer about the weather today.",
+                         [GuardSpec(exact(protected), "output")])
+    shown = list(g.stream("q", hold_back=10))
+    assert len(shown) > 1 and "".join(shown) == "A perfectly harmless answer about the weather today."
+    assert g.last.text == g.generate("q").text

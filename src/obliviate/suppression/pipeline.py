@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -92,7 +92,9 @@ class GuardedGenerator:
         if not isinstance(check_every, int) or check_every < 1:
             raise ConfigError(f"The 'check_every' parameter of GuardedGenerator must be an int >= 1; got {check_every!r}.")
         self.specs = specs
-        self.protected = protected
+        self.protected = protected if protected is not None else next(
+            (s.guard.protected_ for s in specs if s.guard.protected_ is not None), None)
+        self.last: GuardedOutput | None = None
         self.check_every = check_every
 
     @property
@@ -134,6 +136,60 @@ class GuardedGenerator:
         return out
 
     __call__ = generate
+
+    def stream(self, prompt: str, *, hold_back: int | None = None) -> Iterator[str]:
+        """The guarded answer as it is generated, chunk by chunk.
+
+        Text is released only after the output guards have checked it, and the last
+        ``hold_back`` characters are held until later chunks (default: four times the
+        longest protected string, room for one spelled out letter by letter), so a protected
+        string is never half shown before it is matched. On a refusal the refusal message
+        is the last chunk; regeneration is possible only while nothing has been released.
+        ``self.last`` holds the :class:`GuardedOutput` of the latest stream.
+        """
+        out = self.last = GuardedOutput(text="")
+        try:
+            prompt, prefix = self._inputs(prompt, out)
+        except _Refuse as r:
+            out.text, out.refused = r.message, True
+            yield r.message
+            return
+        hold = self._hold_back() if hold_back is None else hold_back
+        max_k = max((s.on_fail.k for s in self.output_specs if s.on_fail.action == "regenerate"), default=0)
+        for attempt in range(max_k + 1):
+            out.attempts = attempt + 1
+            visible, sent, retry = "", 0, False
+            out.raw = ""
+            gen = self.generator.stream(prompt, prefix=prefix, attempt=attempt)
+            try:
+                for chunk in gen:
+                    visible += chunk
+                    out.raw += chunk
+                    out.chunks += 1
+                    try:  # once text is out, a violation can no longer be regenerated away
+                        visible, retry = self._check_output(visible, prompt, attempt if not sent else 1 << 30, out)
+                    except _Refuse as r:
+                        out.text, out.refused = (visible[:sent] + " " + r.message).strip(), True
+                        yield (" " if sent else "") + r.message
+                        return
+                    if retry:
+                        break
+                    if len(visible) - hold > sent:
+                        yield visible[sent:len(visible) - hold]
+                        sent = len(visible) - hold
+            finally:
+                close = getattr(gen, "close", None)
+                if close is not None:
+                    close()
+            if not retry:
+                if len(visible) > sent:
+                    yield visible[sent:]
+                out.text = visible.strip()
+                return
+
+    def _hold_back(self) -> int:
+        strings = self.protected.strings() if self.protected is not None else ()
+        return 4 * max((len(x) for x in strings), default=16)
 
     def generate_many(self, prompts: Iterable[str]) -> list[GuardedOutput]:
         return [self.generate(p) for p in prompts]
