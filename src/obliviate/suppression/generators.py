@@ -93,12 +93,16 @@ class HFGenerator:
         gen = torch.Generator().manual_seed(self.seed * 1000 + attempt)
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         past = None
+        import inspect
+
+        # transformers 5 renamed the key-value cache argument; older versions call it past_key_values
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         out: list[int] = []
         shown = ""
         with torch.no_grad():
             for _ in range(self.max_new_tokens):
-                res = self.model(input_ids=x, past_key_values=past, use_cache=True)
-                past = res.past_key_values
+                res = self.model(input_ids=x, use_cache=True, **{cache_arg: past})
+                past = getattr(res, "cache", None) or res.past_key_values
                 logits = res.logits[0, -1].float()
                 if attempt == 0:
                     nxt = int(torch.argmax(logits))
