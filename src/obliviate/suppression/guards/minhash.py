@@ -70,7 +70,7 @@ def shingles(text: str, n: int) -> list[str]:
 
 class MinHashGuard(Guard):
     name = "minhash"
-    summary = "Near-verbatim protected strings by character-shingle containment (MinHash LSH ensemble)."
+    summary = "Near-verbatim protected strings by character-shingle containment (MinHash LSH over windows)."
     library = "datasketch"
     scored = True
     Config = MinHashConfig
