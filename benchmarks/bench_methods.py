@@ -56,7 +56,7 @@ def _slug(pair: str, forget: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from obliviate.bench.config import BenchConfig
+    from obliviate.tasks.classification import BenchConfig
     from obliviate.bench.runner import run_bench
     from obliviate.machine import load_average
     from obliviate.progress import get_progress

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    from obliviate.audit.strong import AuditSettings, run_audit, write_audit
-    from obliviate.bench.config import BenchConfig
+    from obliviate.bench.audit import AuditSettings, run_audit, write_audit
+    from obliviate.tasks.classification import BenchConfig
     from obliviate.bench.runner import run_bench
     from obliviate.config import validate
     from obliviate.machine import format_load, load_average, machine_info

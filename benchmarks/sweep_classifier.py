@@ -18,7 +18,7 @@ import torch
 import obliviate.removal  # noqa: F401
 from obliviate.audit.evaluate import classifier_metrics
 from obliviate.audit.metrics import tug_of_war
-from obliviate.bench.config import RecipeConfig
+from obliviate.tasks.classification import RecipeConfig
 from obliviate.tasks.classification import split_outputs as _splits
 from obliviate.data import load_dataset, split_forget
 from obliviate.models import ModelSpec

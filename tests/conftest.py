@@ -37,7 +37,7 @@ def digits():
 @pytest.fixture(scope="session")
 def digits_class_setup(digits):
     """Original and retrained MLPs on digits with class 3 forgotten: a large, clear gap to close."""
-    from obliviate.bench.config import RecipeConfig
+    from obliviate.tasks.classification import RecipeConfig
     from obliviate.data import split_forget
     from obliviate.models import ModelSpec
     from obliviate.training import train_cached

@@ -263,7 +263,7 @@ def toml_text(data: dict) -> str:
 
 
 def check_config(path: Path) -> None:
-    from obliviate.bench.config import BenchConfig
+    from obliviate.tasks.classification import BenchConfig
 
     try:
         data = load_config_file(path)

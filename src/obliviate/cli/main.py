@@ -6,6 +6,7 @@ import typer
 
 from obliviate.cli.audit import audit
 from obliviate.cli.bench import bench
+from obliviate.cli.guard import guard_app, guards
 from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
 from obliviate.cli.mismatches import mismatches_app
@@ -25,6 +26,8 @@ app.command("methods")(methods)
 app.add_typer(sisa_app, name="sisa")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(mismatches_app, name="mismatches")
+app.command("guards")(guards)
+app.add_typer(guard_app, name="guard")
 
 
 def main() -> None:
