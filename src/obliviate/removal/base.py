@@ -151,7 +151,10 @@ class RemovalMethod(ABC):
     """Base class of removal methods. Subclasses set the class attributes and ``_run``."""
 
     name: ClassVar[str]
-    kind: ClassVar[Literal["exact", "approximate"]] = "approximate"
+    #: exact (the model's distribution is retraining's), approximate (weights moved toward it, no
+    #: guarantee), or suppression (a fine-tune that only steers what the model says, e.g. toward
+    #: refusals: the weights still hold the information)
+    kind: ClassVar[Literal["exact", "approximate", "suppression"]] = "approximate"
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig

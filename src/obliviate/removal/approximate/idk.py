@@ -48,6 +48,8 @@ class IdkConfig(MethodConfig):
 @register
 class IdkFT(RemovalMethod):
     name = "idk"
+    # it trains refusals ("I don't know") on the forget questions: it steers outputs, the facts stay in the weights
+    kind = "suppression"
     summary = "Fine-tune forget questions toward refusal answers ('I don't know'), with retain batches."
     paper = "Maini et al. 2024, TOFU: A Task of Fictitious Unlearning (IDK baseline)"
     Config = IdkConfig
