@@ -56,7 +56,8 @@ def flag_sentences(results: dict[str, dict[str, Any]], methods: Sequence[str], s
             out.append(f"{m}: {what} is caught by {_join(v['caught_text'])}; the thresholds are too tight "
                        "for this many replicas, so read the other rows against retrain's numbers.")
         elif v["caught_by"] and v["weak_passes"] is False:
-            out.append(f"{m}: caught by both the weak attack ({weak_txt}) and {_join(v['caught_text'])}.")
+            out.append(f"{m}: caught by the weak attack ({weak_txt}) and by the strong ones: "
+                       f"{_join(v['caught_text'])}.")
         elif v["caught_by"]:
             out.append(f"{m}: caught by {_join(v['caught_text'])}.")
         elif strong and v["weak_passes"] is False:
