@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -181,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text("# Benchmark: strong audit\n\n" + text)
+    # the raw records behind every number above: the run's per-method records and the whole audit
+    raw = args.results.with_suffix("")
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in ("results.json", "meta.json", "audit.json"):
+        if (args.out / name).exists():
+            shutil.copyfile(args.out / name, raw / name)
     return 0
 
 
