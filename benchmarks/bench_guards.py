@@ -16,7 +16,6 @@ still hold every protected fact.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
