@@ -102,7 +102,7 @@ def bench_auditor(plan: Any, step: Any, workdir: Path) -> dict[str, Any]:
     after = next((r for r in result.records if r["method"] == method), {})
     return {"method": method, "replicas": audit["replicas"],
             "ulira_accuracy": float(row["ulira"]["mean_accuracy"]), "lira_auc": float(row["lira"]["online"]["auc"]),
-            "verdict": row.get("verdict"), "forget_accuracy": after.get("forget_acc"),
+            "caught_by": list((row.get("verdict") or {}).get("caught_text", [])), "forget_accuracy": after.get("forget_acc"),
             "retain_accuracy": after.get("retain_acc"), "test_accuracy": after.get("test_acc"),
             "data_fingerprint": orig.get("data_fingerprint") or result.meta.get("data_fingerprint"),
             "audit_sha256": sha256_json(json.loads(json.dumps(audit, default=str))),

@@ -45,7 +45,8 @@ GUARD_COVERAGE_PASS = 0.95
 GUARD_OVER_REFUSAL_MAX = 0.25
 
 #: an auditor: (plan, step, workdir) -> measurements with at least ``ulira_accuracy``, ``method``,
-#: ``replicas``; it may add ``lira_auc``, ``model_before_sha256``, ``model_after_sha256``, ...
+#: ``replicas`` and ``caught_by`` (the strong attacks that tell the method from retraining, as
+#: sentences); it may add ``lira_auc``, ``data_fingerprint``, ``audit_sha256``, ...
 Auditor = Callable[[Plan, Step, Path], dict[str, Any]]
 
 
@@ -140,12 +141,15 @@ def run_approximate(plan: Plan, step: Step, ctx: HandleContext) -> StepRecord:
                        measurements=m, seconds=time.perf_counter() - t0,
                        problems=["the strong audit gave no U-LiRA accuracy"])
     lira = m.get("lira_auc")
-    measured = f"U-LiRA accuracy {ulira:.2f} on the forgotten examples ({m.get('replicas', '?')} replicas per side" \
+    measured = f"U-LiRA accuracy {ulira:.2f} on the forget-set examples ({m.get('replicas', '?')} replicas per side" \
                + (f"; LiRA AUC {lira:.2f})" if lira is not None else ")")
-    passed = ulira <= ULIRA_PASS
-    label = (f"approximate removal ({method}); {measured}; passes the threshold {ULIRA_PASS}" if passed else
-             f"approximate removal ({method}) failed its audit: {measured} > {ULIRA_PASS}; an attacker tells "
-             "it apart from retraining, so the request is not honoured as asked")
+    caught = [str(t) for t in m.get("caught_by", [])]
+    passed = ulira <= ULIRA_PASS and not caught
+    why = f"caught by {'; '.join(caught)}" if caught else f"U-LiRA accuracy {ulira:.2f} > {ULIRA_PASS}"
+    label = (f"approximate removal ({method}); {measured}; no strong attack tells it from retraining at the "
+             f"audit's thresholds (U-LiRA <= {ULIRA_PASS})" if passed else
+             f"approximate removal ({method}) failed its audit: {measured}; {why}; an attacker tells it apart "
+             "from retraining, so the request is not honoured as asked")
     lineage = {k: m[k] for k in ("data_fingerprint", "model_before_sha256", "model_after_sha256", "audit_sha256",
                                  "run") if k in m}
     return _record(step, label=label, honoured=passed, measurements=m, lineage=lineage,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from obliviate.audit.attacks import Thresholds
 from obliviate.policy.deployments import Deployment, Deployments
 from obliviate.policy.request import Deadline, PolicyRequest, TargetKind
 from obliviate.policy.table import MISMATCHES, Decision, decide
@@ -21,8 +22,9 @@ from obliviate.policy.table import MISMATCHES, Decision, decide
 #: a concept or capability described by fewer examples than this (and no rows) is too fuzzy to scope.
 MIN_CONCEPT_EXAMPLES = 3
 #: an approximate removal passes its audit if U-LiRA cannot tell it from retraining better than this
-#: (0.5 is chance); the certificate quotes the measured value either way.
-ULIRA_PASS = 0.6
+#: (0.5 is chance) and no other strong attack catches it: the audit's own thresholds
+#: (:class:`obliviate.audit.attacks.Thresholds`). The certificate quotes the measured values either way.
+ULIRA_PASS = Thresholds().ulira_accuracy
 
 #: residual risks each kind of step leaves, in terms of the mismatches (quoted on the certificate).
 STEP_RISKS: dict[str, tuple[str, ...]] = {
@@ -30,7 +32,7 @@ STEP_RISKS: dict[str, tuple[str, ...]] = {
               "M3: the content may be recovered from context supplied at inference",
               "copies outside the model are not covered: the data file, backups, logs, released copies"),
     "approximate": ("not exact: the weights are only as close to retraining as the measured audit shows",
-                    "M3: forgotten behaviour may come back from context or a few relearning steps",
+                    "M3: the forget set's influence may come back from context or a few relearning steps",
                     "M5: utility on retained data may have shifted"),
     "suppression": ("M1: the information stays in the weights; anyone with the weights, or who evades the "
                     "filters, can extract it",
@@ -129,7 +131,8 @@ def make_plan(request: PolicyRequest, deployments: Deployments | None = None) ->
         if selects_rows:
             path = dep.removal
             guarantee = path.guarantee + ("" if path.kind == "exact" else
-                                          f"; it passes if U-LiRA accuracy <= {ULIRA_PASS} (0.5 is chance)")
+                                          f"; it passes if U-LiRA accuracy <= {ULIRA_PASS} (0.5 is chance) and no "
+                                          "strong attack catches it")
             steps.append(Step(f"remove from {dep.name}", path.kind, path.intervention, guarantee,
                               _risks(path.kind, decision), dict(dep.settings)))
             if access == "weights":
