@@ -173,3 +173,15 @@ def test_plan_errors_are_clean(tmp_path):
     f.write_text(json.dumps({**raw, "received": "2026-02-30"}))
     res = runner.invoke(app, ["plan", str(f)])
     assert res.exit_code == 2 and "received" in res.output
+
+
+def test_the_certificate_records_each_state_change_and_its_html_is_escaped(tmp_path):
+    raw = json.loads((EXAMPLES / "safety_team.json").read_text())
+    raw["requester_name"] = "<script>alert(1)</script>"
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(raw))
+    done = handle(make_plan(load_request(f)), workdir=tmp_path, key=SigningKey.generate(), out=tmp_path / "c")
+    assert [e["status"] for e in done.certificate["events"]] == ["pending", "in progress", "completed"]
+    assert done.certificate["events"][0]["at"] == "2026-12-02"
+    html = done.html_path.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html

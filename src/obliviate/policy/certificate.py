@@ -68,6 +68,8 @@ class Certificate(StrictModel):
     timings: dict[str, float]
     deadline: dict[str, Any]
     answered_on_time: bool
+    events: list[dict[str, Any]] = Field(description="Every state change of the request (OpenDSR statuses: "
+                                         "pending, in progress, completed), each with when, by whom and why.")
     public_key: str
     key_fingerprint: str
     signature: str

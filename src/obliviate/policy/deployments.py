@@ -81,7 +81,7 @@ BUILTIN_DEPLOYMENTS: tuple[Deployment, ...] = (
                guards=False, settings={"shards": 2, "slices": 1, "epochs": 4}),
     Deployment(name="digits-classifier", description="An MLP trained by the bench on digits; its weights are "
                "released.", model="classifier", dataset="digits", access=Access.weights, guards=False,
-               settings={"method": "finetune", "train_subset": 400, "replicas": 4}),
+               settings={"method": "finetune", "replicas": 4, "ulira_repeats": 2}),
     Deployment(name="persons-lm", description="The persons GPT-2 (fictitious people), answers served through "
                "guards; outputs only.", model="lm", dataset="persons", access=Access.outputs, guards=True,
                settings={"n_people": 20, "forget_fraction": 0.1, "seed": 0, "pipeline": "lexical"}),

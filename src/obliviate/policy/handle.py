@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.engine.keys import SigningKey
+from obliviate.engine.ledger import utc_now
 from obliviate.errors import ConfigError
 from obliviate.policy.certificate import StepRecord, sha256_json, sign_certificate
 from obliviate.policy.plan import ULIRA_PASS, Plan, Step
@@ -227,13 +228,15 @@ class Handled:
 def _statement(outcome: str, plan: Plan, steps: list[StepRecord], problems: list[str]) -> str:
     done = "; ".join(s.label for s in steps if s.honoured) or "nothing"
     if outcome == "honoured":
-        return f"The request was honoured as planned: {done}."
+        return (f"The request was honoured as planned: {done}. Removal sufficient: "
+                f"{plan.decision.row.removal_sufficient}; suppression sufficient: "
+                f"{plan.decision.row.suppression_sufficient}; see the residual risks.")
     failed = problems or ["unknown"]
     return (f"The request was {outcome}. Done: {done}. Not achieved: " + "; ".join(failed) + ".")
 
 
 def build_certificate(plan: Plan, records: list[StepRecord], ctx: HandleContext,
-                      timings: dict[str, float]) -> dict[str, Any]:
+                      timings: dict[str, float], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     problems = list(plan.problems) + [p for r in records for p in r.problems]
     honoured = [r.honoured for r in records]
     if not problems and all(honoured):
@@ -261,7 +264,9 @@ def build_certificate(plan: Plan, records: list[StepRecord], ctx: HandleContext,
            "outcome": outcome, "statement": _statement(outcome, plan, records, problems),
            "steps": [r.model_dump(mode="json") for r in records], "problems": problems, "notes": list(plan.notes),
            "residual_risks": risks, "lineage": lineage, "timings": timings, "deadline": deadline.to_dict(),
-           "answered_on_time": ctx.today <= deadline.due}
+           "answered_on_time": ctx.today <= deadline.due,
+           "events": list(events or []) + [{"status": "completed", "at": utc_now(), "by": "obliviate handle",
+                                            "why": f"{outcome}: {len(records)} step(s) run"}]}
     return sign_certificate(doc, ctx.key)
 
 
@@ -274,6 +279,12 @@ def handle(plan: Plan, *, workdir: str | os.PathLike[str], key: SigningKey,
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     ctx = HandleContext(work, key, auditor, **({"today": today} if today is not None else {}))
+    req = plan.request
+    events = [{"status": "pending", "at": req.received.isoformat(), "by": req.who.value,
+               "why": f"received: {req.why.value}"},
+              {"status": "in progress", "at": utc_now(), "by": "obliviate handle",
+               "why": f"plan of {len(plan.steps)} step(s); decision row {plan.decision.row.reason}/"
+                      f"{'|'.join(plan.decision.row.target)}/{plan.decision.row.access}"}]
     t0 = time.perf_counter()
     records: list[StepRecord] = []
     timings: dict[str, float] = {}
@@ -283,7 +294,7 @@ def handle(plan: Plan, *, workdir: str | os.PathLike[str], key: SigningKey,
         records.append(RUNNERS.get(step.intervention)(plan, step, ctx))
         timings[f"step_{i}_s"] = round(time.perf_counter() - ts, 3)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
-    cert = build_certificate(plan, records, ctx, timings)
+    cert = build_certificate(plan, records, ctx, timings, events)
     if out is None:
         return Handled(cert)
     from obliviate.policy.render import write_certificate

@@ -41,7 +41,11 @@ Suppression necessary: <b>{{ c.decision.suppression_necessary }}</b>, sufficient
 <h2>What was done</h2>
 <table><tr><th>step</th><th>kind</th><th>label</th><th>honoured</th><th>seconds</th></tr>
 {% for s in c.steps %}<tr><td>{{ s.name }}</td><td>{{ s.kind }}</td><td>{{ s.label }}</td><td>{{ s.honoured }}</td><td>{{ '%.2f' % s.seconds }}</td></tr>
+<tr><td colspan="5"><details><summary>measurements</summary><code>{{ s.measurements | tojson }}</code></details></td></tr>
 {% endfor %}</table>
+<h2>History</h2>
+<table><tr><th>status</th><th>at</th><th>by</th><th>why</th></tr>
+{% for e in c.events %}<tr><td>{{ e.status }}</td><td>{{ e.at }}</td><td>{{ e.by }}</td><td>{{ e.why }}</td></tr>{% endfor %}</table>
 {% if c.problems %}<h2>Not achieved</h2><ul>{% for p in c.problems %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
 {% if c.notes %}<h2>Notes</h2><ul>{% for n in c.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <h2>Residual risks</h2>
