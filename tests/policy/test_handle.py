@@ -185,3 +185,21 @@ def test_the_certificate_records_each_state_change_and_its_html_is_escaped(tmp_p
     assert done.certificate["events"][0]["at"] == "2026-12-02"
     html = done.html_path.read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.slow
+def test_the_copyright_request_runs_an_approximate_method_and_a_strong_audit(tmp_path):
+    """The bench's classifier on digits, finetune, then U-LiRA and LiRA with 4 replicas (about a minute)."""
+    res = runner.invoke(app, ["handle", str(EXAMPLES / "copyright_holder.json"), "--workdir", str(tmp_path / "w"),
+                              "--out", str(tmp_path / "c"), "--key-file", str(tmp_path / "k" / "key.pem")])
+    assert res.exit_code == 0, res.output
+    cert = json.loads((tmp_path / "c" / "certificate.json").read_text())
+    (step,) = cert["steps"]
+    m = step["measurements"]
+    assert step["kind"] == "approximate" and m["replicas"] == 4 and 0 <= m["ulira_accuracy"] <= 1
+    assert f"U-LiRA accuracy {m['ulira_accuracy']:.2f}" in step["label"]
+    # the label and the outcome follow the measured audit, whichever way it went
+    assert step["honoured"] == (m["ulira_accuracy"] <= ULIRA_PASS and not m["caught_by"])
+    assert cert["outcome"] == ("honoured" if step["honoured"] else "not honoured")
+    assert step["lineage"]["audit_sha256"].startswith("sha256:") and step["lineage"]["data_fingerprint"]
+    assert runner.invoke(app, ["certificate", "verify", str(tmp_path / "c" / "certificate.json")]).exit_code == 0
