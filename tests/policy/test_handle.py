@@ -45,6 +45,11 @@ def test_the_data_subjects_erasure_is_handled_exactly_with_the_receipt_in_the_li
     assert cert["deadline"]["due"] == "2027-01-01" and cert["decision"]["removal_necessary"] == "yes"
     assert any(r.startswith("M3") for r in cert["residual_risks"])
     assert set(certificate_schema()["required"]) <= set(cert)
+    jsonschema = pytest.importorskip("jsonschema")
+    published = json.loads(runner.invoke(app, ["certificate", "schema"]).stdout)
+    jsonschema.validate(cert, published)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**cert, "outcome": "forgotten"}, published)
     html = (root / "cert" / "certificate.html").read_text()
     assert "img { max-width: 100%" in html and cert["certificate_id"] in html
     # the receipt also checks against the store's own ledger
@@ -203,3 +208,18 @@ def test_the_copyright_request_runs_an_approximate_method_and_a_strong_audit(tmp
     assert cert["outcome"] == ("honoured" if step["honoured"] else "not honoured")
     assert step["lineage"]["audit_sha256"].startswith("sha256:") and step["lineage"]["data_fingerprint"]
     assert runner.invoke(app, ["certificate", "verify", str(tmp_path / "c" / "certificate.json")]).exit_code == 0
+
+
+def test_an_erasure_on_the_persons_lm_is_partly_honoured_by_guards_and_says_what_is_missing(tmp_path):
+    raw = json.loads((EXAMPLES / "data_subject_erasure.json").read_text())
+    raw.update(deployment="persons-lm", what={"kind": "data_subject", "subjects": ["person-0011", "person-0017"]})
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(raw))
+    res = runner.invoke(app, ["handle", str(f), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "c"),
+                              "--key-file", str(tmp_path / "k.pem")])
+    assert res.exit_code == 0, res.output
+    cert = json.loads((tmp_path / "c" / "certificate.json").read_text())
+    assert [s["kind"] for s in cert["steps"]] == ["approximate", "suppression"]
+    assert cert["outcome"] == "partly honoured"
+    assert any("not wired into handle" in p for p in cert["problems"])
+    assert cert["steps"][1]["measurements"]["measured_on_request_subjects"] is True

@@ -82,6 +82,10 @@ def bench_auditor(plan: Any, step: Any, workdir: Path) -> dict[str, Any]:
 
     s = step.settings
     method = str(s.get("method", "finetune"))
+    if plan.deployment.model != "classifier":
+        return {"method": method, "unsupported": f"the built-in strong audit covers classifiers trained by the "
+                f"bench; deployment {plan.deployment.name!r} is a {plan.deployment.model!r} model, whose audits "
+                "(obliviate bench --task lm) are not wired into handle yet"}
     folder = workdir / plan.deployment.name / plan.request.request_id
     folder.mkdir(parents=True, exist_ok=True)
     ids = folder / "forget.txt"
@@ -160,6 +164,14 @@ def verify(
         typer.echo("warning: no --expect-key given: the certificate is unedited since it was signed, but not shown "
                    "to be signed by your operator's key", err=True)
     _echo({"ok": True, **summary})
+
+
+@certificate_app.command("schema")
+def schema() -> None:
+    """Print the certificate's JSON Schema."""
+    from obliviate.policy import certificate_schema
+
+    _echo(certificate_schema())
 
 
 def register(app: typer.Typer) -> None:
