@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from obliviate.cli.common import clean_errors, setup_logging
-
-log = logging.getLogger(__name__)
 
 certificate_app = typer.Typer(name="certificate", no_args_is_help=True, add_completion=False,
                               pretty_exceptions_enable=False, help="Check signed certificates.")
@@ -20,7 +17,8 @@ REQUEST = typer.Argument(..., help="The request (JSON; see examples/requests/ an
 DEPLOYMENTS = typer.Option(None, "--deployments", help="A JSON/YAML deployments file. [default: the built-in ones: "
                            "digits-sisa, digits-classifier, persons-lm]")
 KEY_FILE = typer.Option(None, "--key-file", help="The Ed25519 signing key, kept outside every store. [default: "
-                        "$OBLIVIATE_LEDGER_KEY, else ~/.config/obliviate/keys/ledger-ed25519.pem; created on first use]")
+                        "$OBLIVIATE_LEDGER_KEY, else ~/.config/obliviate/keys/ledger-ed25519.pem; "
+                        "created on first use]")
 
 
 def _echo(obj: Any) -> None:
@@ -106,12 +104,15 @@ def bench_auditor(plan: Any, step: Any, workdir: Path) -> dict[str, Any]:
     after = next((r for r in result.records if r["method"] == method), {})
     return {"method": method, "replicas": audit["replicas"],
             "ulira_accuracy": float(row["ulira"]["mean_accuracy"]), "lira_auc": float(row["lira"]["online"]["auc"]),
-            "caught_by": list((row.get("verdict") or {}).get("caught_text", [])), "forget_accuracy": after.get("forget_acc"),
+            "caught_by": list((row.get("verdict") or {}).get("caught_text", [])),
+            "forget_accuracy": after.get("forget_acc"),
             "retain_accuracy": after.get("retain_acc"), "test_accuracy": after.get("test_acc"),
             "data_fingerprint": orig.get("data_fingerprint") or result.meta.get("data_fingerprint"),
             "audit_sha256": sha256_json(json.loads(json.dumps(audit, default=str))),
             "results_sha256": "sha256:" + hashlib.sha256((folder / "run" / "results.json").read_bytes()).hexdigest(),
-            "run": str(folder / "run")}
+            "run": str(folder / "run"),
+            "models_note": "the bench keeps no weights file of the original or the unlearned model; the hashes of "
+                           "the run's results.json and audit.json stand for them"}
 
 
 @clean_errors
@@ -148,7 +149,8 @@ def _handle(request: Path, deployments: Path | None, workdir: Path, out: Path, k
 def verify(
     file: Path = typer.Argument(..., help="certificate.json as written by `obliviate handle`."),
     expect_key: str | None = typer.Option(None, "--expect-key", help="The operator's key fingerprint (sha256:...); "
-                                          "without it (or --key-file) only the certificate's own signature is checked."),
+                                          "without it (or --key-file) only the certificate's own signature is "
+                                          "checked."),
     key_file: Path | None = typer.Option(None, "--key-file", help="The operator's key file: check against its "
                                          "public key."),
 ) -> None:

@@ -156,7 +156,7 @@ def run_approximate(plan: Plan, step: Step, ctx: HandleContext) -> StepRecord:
              f"approximate removal ({method}) failed its audit: {measured}; {why}; an attacker tells it apart "
              "from retraining, so the request is not honoured as asked")
     lineage = {k: m[k] for k in ("data_fingerprint", "model_before_sha256", "model_after_sha256", "audit_sha256",
-                                 "run") if k in m}
+                                 "results_sha256", "run", "models_note") if k in m}
     return _record(step, label=label, honoured=passed, measurements=m, lineage=lineage,
                    seconds=time.perf_counter() - t0, problems=[] if passed else [label])
 
@@ -195,9 +195,9 @@ def run_guards(plan: Plan, step: Step, ctx: HandleContext) -> StepRecord:
     label = (f"suppression (guards: {pipeline}); {measured}; outputs filtered, the weights unchanged" if passed else
              f"suppression (guards: {pipeline}) below its thresholds: {measured}; needs coverage >= "
              f"{GUARD_COVERAGE_PASS} and over-refusal <= {GUARD_OVER_REFUSAL_MAX}")
+    corpus_doc = {"n_people": n_people, "seed": seed, "faker": getattr(corpus, "faker_version", None)}
     lineage = {"protected_set_sha256": sha256_json(protected.to_dict()), "protected_facts": len(protected.facts),
-               "protected_examples": len(protected.examples), "corpus": {"n_people": n_people, "seed": seed,
-                                                                          "faker": getattr(corpus, "faker_version", None)},
+               "protected_examples": len(protected.examples), "corpus": corpus_doc,
                "guard_eval_config": result.config}
     return _record(step, label=label, honoured=passed, lineage=lineage, seconds=time.perf_counter() - t0,
                    measurements={"coverage": coverage, "over_refusal": over,

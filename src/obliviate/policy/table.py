@@ -81,7 +81,8 @@ DECISION_TABLE: tuple[DecisionRow, ...] = (
     DecisionRow(R.erasure.value, OBSERVED, W, YES, MAYBE, NO, NO,
                 "Removal is necessary and maybe sufficient, as with outputs-only access; with released weights "
                 "guards cannot bind anyone (they run at the operator's side only), and copies already downloaded "
-                "keep the data.", ("M1", "M2"), case="strictly forbidden observed data: removal necessary, maybe sufficient"),
+                "keep the data.", ("M1", "M2"),
+                case="strictly forbidden observed data: removal necessary, maybe sufficient"),
     DecisionRow(R.erasure.value, LATENT, ANY, MAYBE, NO, YES, MAYBE,
                 "Information about a person that the model infers rather than was trained on is latent: there is "
                 "no example to remove, so removal cannot be sufficient and suppression is necessary.",
