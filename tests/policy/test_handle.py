@@ -35,6 +35,7 @@ def test_the_data_subjects_erasure_is_handled_exactly_with_the_receipt_in_the_li
     root, key_file, summary = handled
     assert summary["outcome"] == "honoured"
     cert = json.loads((root / "cert" / "certificate.json").read_text())
+    assert cert["kinds"] == ["exact"]
     (step,) = cert["steps"]
     assert step["kind"] == "exact" and step["label"].startswith("exact removal (SISA)")
     assert step["lineage"]["receipt"]["status"] == "applied"

@@ -59,6 +59,8 @@ class Certificate(StrictModel):
     deployment: dict[str, Any]
     decision: dict[str, Any]
     outcome: Outcome
+    kinds: list[Literal["exact", "approximate", "suppression"]] = Field(
+        description="The kind of every step, in order: what the certificate's evidence is worth.")
     statement: str
     steps: list[StepRecord]
     problems: list[str]

@@ -23,6 +23,7 @@ code { word-break: break-all; }
 <h1>Certificate {{ c.certificate_id }}</h1>
 <p class="outcome {{ c.outcome | replace(' ', '-') }}">Outcome: {{ c.outcome }}</p>
 <p>{{ c.statement }}</p>
+<p>Kind of evidence: {{ c.kinds | join(', ') if c.kinds else 'none (nothing was carried out)' }}.</p>
 <h2>Request</h2>
 <table>
 <tr><th>id</th><td>{{ c.request.request_id }}</td></tr>
