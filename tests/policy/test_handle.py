@@ -224,3 +224,22 @@ def test_an_erasure_on_the_persons_lm_is_partly_honoured_by_guards_and_says_what
     assert cert["outcome"] == "partly honoured"
     assert any("not wired into handle" in p for p in cert["problems"])
     assert cert["steps"][1]["measurements"]["measured_on_request_subjects"] is True
+
+
+def test_a_late_answer_is_recorded_as_late(tmp_path):
+    import datetime as dt
+
+    plan = make_plan(load_request(EXAMPLES / "copyright_holder.json"))  # due 2026-12-20
+    key = SigningKey.generate()
+    late = handle(plan, workdir=tmp_path, key=key, today=dt.date(2026, 12, 21)).certificate
+    on_time = handle(plan, workdir=tmp_path, key=key, today=dt.date(2026, 12, 20)).certificate
+    assert late["answered_on_time"] is False and on_time["answered_on_time"] is True
+
+
+def test_plan_prints_the_decision_table_and_writes_the_plan(tmp_path):
+    res = runner.invoke(app, ["plan", "--table"])
+    assert res.exit_code == 0 and res.stdout.startswith("| reason | target | access |")
+    out = tmp_path / "plan.json"
+    res = runner.invoke(app, ["plan", str(EXAMPLES / "safety_team.json"), "--out", str(out)])
+    assert res.exit_code == 0 and json.loads(out.read_text())["steps"][0]["kind"] == "suppression"
+    assert runner.invoke(app, ["plan"]).exit_code == 2
