@@ -69,6 +69,7 @@ def test_plans_follow_what_the_deployment_supports():
 def test_requests_that_cannot_be_honoured_say_so_in_the_plan():
     fuzzy = make_plan(_req("safety", "capability", deployment="persons-lm", examples=["bad stuff"]))
     assert not fuzzy.honourable and any("too fuzzy to scope" in p for p in fuzzy.problems)
+    assert fuzzy.steps == ()  # nothing is run on a scope nobody can state
     # suppression is necessary, but users hold the weights: no guard binds them
     released = make_plan(_req("safety", "concept", deployment="digits-classifier", examples=["a", "b", "c"]))
     assert not released.honourable and any("hold the weights" in p for p in released.problems)

@@ -125,6 +125,7 @@ def make_plan(request: PolicyRequest, deployments: Deployments | None = None) ->
         problems.append(f"the {what.kind.value} is too fuzzy to scope: {len(what.examples)} describing example(s), "
                         f"fewer than {MIN_CONCEPT_EXAMPLES}, and no ids or subjects; nothing can be selected, "
                         "removed or guarded reliably. Send more examples of what is meant, and of what is not.")
+        return Plan(request, dep, access, decision, (), tuple(problems), tuple(notes), request.deadline())
     if not decision.removal and row.removal_necessary == "maybe":
         notes.append("removal is maybe necessary: not planned; the decision rests on suppression")
     if decision.removal:
