@@ -242,7 +242,7 @@ def _statement(outcome: str, plan: Plan, steps: list[StepRecord], problems: list
                 f"{plan.decision.row.removal_sufficient}; suppression sufficient: "
                 f"{plan.decision.row.suppression_sufficient}; see the residual risks.")
     failed = problems or ["unknown"]
-    return (f"The request was {outcome}. Done: {done}. Not achieved: " + "; ".join(failed) + ".")
+    return (f"The request was {outcome}. Done: {done}. Not achieved: " + "; ".join(p.rstrip(".") for p in failed) + ".")
 
 
 def build_certificate(plan: Plan, records: list[StepRecord], ctx: HandleContext,
