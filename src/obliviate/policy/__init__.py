@@ -8,7 +8,8 @@ deployment supports (:func:`make_plan`), carried out by one runner per intervent
 
 from obliviate.policy.certificate import certificate_schema, load_certificate, verify_certificate
 from obliviate.policy.deployments import BUILTIN_DEPLOYMENTS, Deployment, Deployments
-from obliviate.policy.handle import RUNNERS, Handled, handle
+from obliviate.policy.handle import Handled, handle
+from obliviate.policy.runners import RUNNERS
 from obliviate.policy.plan import Plan, Step, make_plan
 from obliviate.policy.request import PolicyRequest, deadline, load_request, parse_request, request_schema
 from obliviate.policy.table import DECISION_TABLE, Decision, DecisionRow, decide
