@@ -10,6 +10,7 @@ from obliviate.cli.guard import guard_app, guards
 from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
 from obliviate.cli.mismatches import mismatches_app
+from obliviate.cli.plan import register as register_policy
 from obliviate.cli.sisa import sisa_app
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(mismatches_app, name="mismatches")
 app.command("guards")(guards)
 app.add_typer(guard_app, name="guard")
+register_policy(app)  # plan, handle, certificate verify
 
 
 def main() -> None:
