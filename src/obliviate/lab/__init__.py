@@ -18,6 +18,7 @@ from obliviate.lab.base import EXPERIMENTS, KINDS, Experiment, ExperimentResult,
 EXPERIMENTS.register_lazy("forging", "obliviate.lab.forging")
 EXPERIMENTS.register_lazy("m1", "obliviate.lab.m1_suppression_not_removal")
 EXPERIMENTS.register_lazy("m2", "obliviate.lab.m2_removal_not_suppression")
+EXPERIMENTS.register_lazy("m3", "obliviate.lab.m3_model_not_outputs")
 EXPERIMENTS.register_lazy("m5", "obliviate.lab.m5_side_effects")
 
 __all__ = ["EXPERIMENTS", "KINDS", "Experiment", "ExperimentResult", "register"]
