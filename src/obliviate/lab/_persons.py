@@ -7,7 +7,8 @@ trains, through the model cache, the *original* on the whole training set and th
 with the same tokenizer, prompt format, spec, recipe and seed. Tokenizer, spec and recipe are
 built exactly as :func:`obliviate.suppression.cases.persons_cases` builds the guard
 evaluation's model, so the two share one cached original. :func:`sampled_answers` draws many
-sampled answers per question (extraction by sampling).
+sampled answers per question (extraction by sampling); :func:`through_guard`
+replays given model outputs through a guard pipeline.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from obliviate.data.qa import QADataset
 from obliviate.data.request import ForgetRequest
 from obliviate.models.lm import GPT2Spec, QAFormat, train_tokenizer
 from obliviate.models.lm_generate import left_padded, sorted_batches
+from obliviate.suppression.base import GUARDS, GuardSpec, OnFail
+from obliviate.suppression.generators import ReplayGenerator
+from obliviate.suppression.pipeline import GuardedGenerator
 from obliviate.suppression.protect import ProtectedSet, compile_request
 from obliviate.tasks.lm_config import LMBenchConfig
 from obliviate.tasks.lm_models import DEFAULT_RECIPES
@@ -101,6 +105,21 @@ def persons_models(*, n_people: int, forget_fraction: float, seed: int, epochs: 
             "retrain_train_s": retr.wall_s, "retrain_cached": retr.cached, "original_forget_exact": acc,
             "faker_version": corpus.faker_version}
     return PersonsModels(corpus, training, retain, protected, fmt, spec, recipe, orig.model, retr.model, meta)
+
+
+def guard_specs(names: list[str], pm: PersonsModels, *, stage: str = "output") -> list[GuardSpec]:
+    """The named guards fitted on the forget request, each at ``stage``, refusing on a violation."""
+    return [GuardSpec(GUARDS.get(n)().fit(pm.protected), stage, OnFail("refuse")) for n in names]
+
+
+def through_guard(specs: list[GuardSpec], prompts: list[str], outputs: list[str]) -> list[tuple[str, bool]]:
+    """What the guarded system shows for each prompt whose model output is given: (text, refused)."""
+    guarded = GuardedGenerator(ReplayGenerator({("", p): o for p, o in zip(prompts, outputs, strict=True)}), specs)
+    shown = []
+    for p in prompts:
+        out = guarded.generate(p)
+        shown.append((out.text, out.refused))
+    return shown
 
 
 @torch.no_grad()

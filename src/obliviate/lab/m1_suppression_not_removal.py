@@ -35,13 +35,13 @@ from obliviate.audit.lm_attacks import RelearnConfig, relearn
 from obliviate.audit.lm_eval import mia_scores, split_signals
 from obliviate.audit.lm_metrics import length_normalised_prob, rouge_l_recall
 from obliviate.audit.lm_mia import mia_auc, tpr_at_fpr
-from obliviate.lab._persons import PersonsModels, persons_models, persons_problems, sampled_answers
+from obliviate.lab._persons import (PersonsModels, guard_specs, persons_models, persons_problems, sampled_answers,
+                                    through_guard)
 from obliviate.lab.base import Experiment, ExperimentResult, check_config, config_dict, new_figure, register, to_png
 from obliviate.registry import closest
 from obliviate.suppression.attacks import FAMILIES, build_attacks, leaked
-from obliviate.suppression.base import GUARDS, GuardSpec, OnFail
-from obliviate.suppression.generators import QAGenerator, ReplayGenerator
-from obliviate.suppression.pipeline import GuardedGenerator
+from obliviate.suppression.base import GUARDS, GuardSpec
+from obliviate.suppression.generators import QAGenerator
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +100,6 @@ class M1Config:
         if not self.relearn_lr > 0:
             p.append(f"relearn_lr must be > 0; got {self.relearn_lr!r}.")
         return p
-
-
-def guard_specs(names: list[str], pm: PersonsModels) -> list[GuardSpec]:
-    """The named guards fitted on the forget request, each at the output stage, refusing on a violation."""
-    return [GuardSpec(GUARDS.get(n)().fit(pm.protected), "output", OnFail("refuse")) for n in names]
-
-
-def through_guard(specs: list[GuardSpec], prompts: list[str], outputs: list[str]) -> list[tuple[str, bool]]:
-    """What the guarded system shows for each prompt whose model output is given: (text, refused)."""
-    guarded = GuardedGenerator(ReplayGenerator({("", p): o for p, o in zip(prompts, outputs, strict=True)}), specs)
-    shown = []
-    for p in prompts:
-        out = guarded.generate(p)
-        shown.append((out.text, out.refused))
-    return shown
 
 
 def _leak_rate(texts: list[str], answers: list[str], threshold: float) -> float:
