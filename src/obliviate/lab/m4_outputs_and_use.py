@@ -58,7 +58,10 @@ SOURCES = ("true answer (compliant model)", "guarded original's answer", "retain
 
 @dataclass
 class M4Config:
-    """Defaults: 20 people (2 forgotten, 36 protected answers), 30 dual-use pairs (about 75 s cold, 15 s cached)."""
+    """Defaults: 20 people (2 forgotten, 36 protected answers), 30 dual-use pairs.
+
+    About 2 s with both models in the cache (m1 trains the same two); cold adds their training.
+    """
 
     n_people: int = 20
     forget_fraction: float = 0.1
