@@ -164,7 +164,8 @@ def run(cfg: M3Config) -> ExperimentResult:
     rows += [{"model": who, "kind": row["kind"], "n_samples": n, "leak_any": float(curves[who][n - 1])}
              for who, row in zip(models, rows[:3], strict=True) for n in range(1, cfg.samples + 1)]
     return ExperimentResult(
-        name="m3", claim=_claim(cfg, measured, approx), measured=measured, figure=_figure(cfg, measured, curves, approx),
+        name="m3", claim=_claim(cfg, measured, approx), measured=measured,
+        figure=_figure(cfg, measured, curves, approx),
         kind={ORIGINAL: "none", approx: record.kind, RETRAIN: "exact"},
         seconds=time.perf_counter() - t0, config=config_dict(cfg), rows=rows,
         details={"models": pm.meta, "method": record.to_dict(),

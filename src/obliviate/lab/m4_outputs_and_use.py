@@ -299,8 +299,8 @@ def _figure(cfg: M4Config, m: dict[str, Any]) -> bytes:
     ax.bar(range(len(names)), vals, color=["#ff9896", "#d62728", "#1f77b4", "#9467bd"])
     whole = [m[f"split: {s}"]["whole_answer_leak_past_guard"] for s in SOURCES]
     ax.scatter(range(len(SOURCES)), whole, marker="x", color="k", zorder=3, label="whole answer past the guard")
-    ax.set_xticks(range(len(names)), ["true answer\n(compliant)", "guarded\noriginal", "retain-only", "original,\ntoken "
-                                      "by token"], fontsize=7)
+    labels = ["true answer\n(compliant)", "guarded\noriginal", "retain-only", "original,\ntoken by token"]
+    ax.set_xticks(range(len(names)), labels, fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("protected items: every piece passes, pieces rejoin the item", fontsize=7)
     ax.set_title(f"Split and recombine against the {'+'.join(cfg.guards)} guard", fontsize=9)
