@@ -16,7 +16,10 @@ Adding an experiment touches exactly:
 from obliviate.lab.base import EXPERIMENTS, KINDS, Experiment, ExperimentResult, register
 
 EXPERIMENTS.register_lazy("forging", "obliviate.lab.forging")
+EXPERIMENTS.register_lazy("m1", "obliviate.lab.m1_suppression_not_removal")
 EXPERIMENTS.register_lazy("m2", "obliviate.lab.m2_removal_not_suppression")
+EXPERIMENTS.register_lazy("m3", "obliviate.lab.m3_model_not_outputs")
+EXPERIMENTS.register_lazy("m4", "obliviate.lab.m4_outputs_and_use")
 EXPERIMENTS.register_lazy("m5", "obliviate.lab.m5_side_effects")
 
 __all__ = ["EXPERIMENTS", "KINDS", "Experiment", "ExperimentResult", "register"]
