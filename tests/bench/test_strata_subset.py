@@ -74,3 +74,24 @@ def test_bench_with_subset_and_strata(tmp_path):
     md = (out / "report.md").read_text()
     assert "## By memorisation stratum" in md and "| finetune |" in md.split("## By memorisation stratum")[1]
     assert "By memorisation stratum" in (out / "report.html").read_text()
+
+
+def test_records_flag_methods_that_changed_nothing_or_collapsed():
+    """Issue 17: a method that left every prediction as it was, and one at the majority-class rate, are flagged."""
+    import numpy as np
+
+    from obliviate.audit.evaluate import SplitOutputs
+    from obliviate.audit.outputs import Outputs
+    from obliviate.tasks.classification import change_flags
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    probs = rng.dirichlet(np.ones(3), size=60)
+    orig = SplitOutputs(*(Outputs(probs, labels) for _ in range(3)))
+    same = change_flags(orig, orig)
+    assert same["pred_changed"] == 0
+    majority = int(np.bincount(labels).argmax())
+    flat = np.zeros_like(probs)
+    flat[:, majority] = 1.0
+    collapsed = change_flags(SplitOutputs(*(Outputs(flat, labels) for _ in range(3))), orig)
+    assert collapsed["collapsed"] is True and collapsed["pred_changed"] > 0

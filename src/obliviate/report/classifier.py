@@ -24,7 +24,8 @@ COLUMNS = [
     ("js_to_retrain", "JS→retrain"), ("mia_auc", "MIA AUC"), ("mia_efficacy", "MIA-eff (SVC)"),
     ("wall_s", "time s"), ("wall_ratio", "time ratio"),
 ]
-METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy", "cpu_s"]
+METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy", "cpu_s",
+                                     "pred_changed", "collapsed"]
 STRATA = ("low", "mid", "high")
 STRATUM_COLUMNS = [(f"ua_{s}", f"UA {s}") for s in STRATA] + [(f"gap_closed_{s}", f"gap closed {s}") for s in STRATA]
 VERSIONS = ("obliviate", "torch", "numpy", "scipy", "scikit-learn", "matplotlib")
@@ -93,6 +94,14 @@ def _verdict(summary: list[dict[str, Any]]) -> list[str]:
                    f"{best['tow'][0]:.3f}" + (f", ToW gap closed {gap_closed:.2f}" if gap_closed == gap_closed
                                                else "") + (f", {ratio:.3g}× retrain's time" if ratio == ratio else "")
                    + ").")
+        still = [r["method"] for r in movers if r.get("pred_changed", (float("nan"),))[0] == 0]
+        if still:
+            out.append(f"**Changed nothing**: {', '.join(f'`{m}`' for m in still)} left every prediction of the "
+                       "original as it was (forget, retain and test): read them as the original under another name.")
+        fell = [r["method"] for r in movers if r.get("collapsed", (0.0,))[0] > 0]
+        if fell:
+            out.append(f"**Collapsed**: {', '.join(f'`{m}`' for m in fell)} ended at or below the majority-class "
+                       "test accuracy in at least one seed.")
         worse = [r["method"] for r in movers if r["tow_gap_closed"][0] < 0]
         if worse:
             out.append(f"{len(worse)} of {len(movers)} methods end further from `retrain` than the untouched original: "

@@ -166,6 +166,22 @@ def stratum_metrics(forget: Outputs, original: Outputs, retrain: Outputs, strata
     return out
 
 
+def change_flags(outs: SplitOutputs, original: SplitOutputs) -> dict[str, Any]:
+    """Did the model change at all, and did it collapse? (every report flags both)
+
+    ``pred_changed``: the share of forget, retain and test examples whose predicted class differs
+    from the original's (0 = the method changed no prediction: "changed nothing").
+    ``collapsed``: test accuracy at or below the majority-class rate of the test set.
+    """
+    splits = ("forget", "retain", "test")
+    changed = sum(int((getattr(outs, s).predictions != getattr(original, s).predictions).sum()) for s in splits)
+    total = sum(len(getattr(outs, s).labels) for s in splits)
+    labels = outs.test.labels
+    majority = float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+    return {"pred_changed": changed / total if total else float("nan"),
+            "collapsed": bool(outs.test.accuracy <= majority + 1e-12)}
+
+
 def split_outputs(model: nn.Module, split: ForgetSplit, test: ArrayDataset, device: str) -> SplitOutputs:
     """A model's outputs on the forget, retain and test sets (what every classifier metric reads)."""
     return SplitOutputs(forget=outputs_of(model, split.forget, device=device),
@@ -272,6 +288,7 @@ class ClassifierSeedRun(SeedRun):
     def _row(self, method: str, kind: str, outs: SplitOutputs, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
         rec = {"method": method, "kind": kind, "seed": self.seed}
         rec.update(classifier_metrics(outs, self.ref, original_tow=self.original_tow, seed=self.seed))
+        rec.update(change_flags(outs, self.orig))
         if self.strata is not None:
             rec.update(stratum_metrics(outs.forget, self.orig.forget, self.ref.forget, self.strata))
         rec.update({"wall_s": wall_s,
