@@ -53,6 +53,8 @@ def test_quick_run_separates_knowledge_behaviour_and_relearning(quick):
     for name in ("original", "retrain", "rmu"):
         assert 0.0 <= m[name]["mc_hazard_after_relearn"] <= 1.0
         assert m[name]["relearn_mc_gain"] == pytest.approx(m[name]["mc_hazard_after_relearn"] - m[name]["mc_hazard"])
+    assert m["rmu"]["relearn_mc_excess"] == pytest.approx(m["rmu"]["relearn_mc_gain"] - m["retrain"]["relearn_mc_gain"])
+    assert m["mc_sd_at_chance"] == pytest.approx((0.25 * 0.75 / r.details["sizes"]["mc items"]) ** 0.5)
     assert r.kind == {"original": "none", "retrain": "exact", "rmu": "approximate", "guard:exact": "suppression"}
     assert f"{m['rmu']['mc_hazard']:.2f}" in r.claim and f"{m['retrain']['mc_hazard_after_relearn']:.2f}" in r.claim
 
