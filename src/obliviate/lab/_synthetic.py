@@ -12,6 +12,9 @@ of real hazardous agents and real fiction names), so nothing here names anything
   templates (precursor, catalyst, a three-step procedure), multiple-choice options per fact,
   and "what is the first / last step" questions (trained on the benign crafts only) as the
   capability probe: the same facts reached through a skill learnt on benign data.
+
+The small-LM plumbing both experiments share (train the GPT-2, run a removal method, greedy
+answers, guarded answers, multiple-choice scoring) is at the bottom.
 """
 
 from __future__ import annotations

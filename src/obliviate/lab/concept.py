@@ -130,11 +130,14 @@ def run(cfg: ConceptConfig) -> ExperimentResult:
     kinds: dict[str, str] = {"original": "none"}
     orig_answers = syn.answers(original, fmt, probes)
     per["original"] = {**_ring_scores(orig_answers, world), "seconds": orig_s}
+    still: dict[str, list[str]] = {}  # in-scope facts each model still answers exactly
     for name in cfg.methods:
         model, record = syn.unlearn(name, cfg.method_config.get(name, {}), original, fmt, forget, retain,
                                     recipe=recipe, seed=cfg.seed, fit=fit)
         kinds[name] = record.kind
-        per[name] = {**_ring_scores(syn.answers(model, fmt, probes), world), "seconds": record.wall_s}
+        texts = syn.answers(model, fmt, probes)
+        per[name] = {**_ring_scores(texts, world), "seconds": record.wall_s}
+        still[name] = [ex.id for ex, t in zip(forget, texts[:len(forget)], strict=True) if t == ex.answer]  # in scope first
         log.info("concept %s: %s", name, per[name])
     request = ForgetRequest(concept=world.concept_examples, ids=world.concept_ids)
     protected = compile_request(request, world.train, retained=retain, names=world.names)
@@ -152,6 +155,7 @@ def run(cfg: ConceptConfig) -> ExperimentResult:
         figure=_figure(measured, kinds), kind=kinds, seconds=time.perf_counter() - t0, config=config_dict(cfg),
         details={"saga": world.saga, "concept examples": list(world.concept_examples),
                  "rings": {r: len(world.rings[r]) for r in RINGS},
+                 "in-scope facts still answered exactly": still,
                  "near scope": "characters of other sagas sharing a family name and the birthplace of a concept "
                                "character (their other facts differ)",
                  "scores": "exact: greedy answer equals the true answer; rouge: ROUGE-L recall; changes are "
@@ -178,7 +182,8 @@ def _summarise(per: dict[str, dict[str, float]], kinds: dict[str, str]) -> tuple
                 row[f"Δ {ring} (pts)"] = round(out[f"{ring}_change_pts"], 1)
         if name != "original":
             d_in = out["in_scope_change_pts"]
-            out["near_over_in"] = out["near_scope_change_pts"] / d_in if d_in < 0 else float("nan")
+            # + 0.0: no spill reads 0.00, not -0.00
+            out["near_over_in"] = out["near_scope_change_pts"] / d_in + 0.0 if d_in < 0 else float("nan")
             row["near/in"] = round(out["near_over_in"], 2) if np.isfinite(out["near_over_in"]) else None
         row["seconds"] = round(m["seconds"], 2)
         measured[name] = out
