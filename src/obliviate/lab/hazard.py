@@ -56,8 +56,8 @@ class HazardConfig:
     seed: int = 0
     #: approximate methods run on the hazardous facts (retrain always runs, as the exact control)
     methods: list[str] = field(default_factory=lambda: ["rmu"])
-    #: per-method overrides of the small-LM defaults; RMU's 5 epochs (5 steps on 60 facts) left hazardous MC at
-    #: 0.90 of the original's 0.93 in the quick run, 40 epochs moved it to 0.17 (benign MC 0.95)
+    #: per-method overrides of the small-LM defaults; with RMU's 5 epochs, a quick run of an earlier version of
+    #: the set kept hazardous MC at 0.90 of the original's 0.93, with 40 epochs at 0.17 (benign MC 0.95)
     method_config: dict[str, dict[str, Any]] = field(default_factory=lambda: {"rmu": {"epochs": 40.0}})
     guard: str | None = "exact"
     relearn_steps: int = 10
