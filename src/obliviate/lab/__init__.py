@@ -15,7 +15,9 @@ Adding an experiment touches exactly:
 
 from obliviate.lab.base import EXPERIMENTS, KINDS, Experiment, ExperimentResult, register
 
+EXPERIMENTS.register_lazy("concept", "obliviate.lab.concept")
 EXPERIMENTS.register_lazy("forging", "obliviate.lab.forging")
+EXPERIMENTS.register_lazy("hazard", "obliviate.lab.hazard")
 EXPERIMENTS.register_lazy("m1", "obliviate.lab.m1_suppression_not_removal")
 EXPERIMENTS.register_lazy("m2", "obliviate.lab.m2_removal_not_suppression")
 EXPERIMENTS.register_lazy("m3", "obliviate.lab.m3_model_not_outputs")
