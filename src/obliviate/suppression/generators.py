@@ -99,9 +99,11 @@ class HFGenerator:
         cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         out: list[int] = []
         shown = ""
+        seen = x.shape[1]  # tokens the model has attended to so far (one unpadded sequence: all real)
         with torch.no_grad():
             for _ in range(self.max_new_tokens):
-                res = self.model(input_ids=x, use_cache=True, **{cache_arg: past})
+                mask = torch.ones((1, seen), dtype=torch.long, device=self.device)
+                res = self.model(input_ids=x, attention_mask=mask, use_cache=True, **{cache_arg: past})
                 past = getattr(res, "cache", None) or res.past_key_values
                 logits = res.logits[0, -1].float()
                 if attempt == 0:
@@ -117,6 +119,7 @@ class HFGenerator:
                     yield text[len(shown):]
                     shown = text
                 x = torch.tensor([[nxt]], dtype=torch.long, device=self.device)
+                seen += 1
 
 
 class QAGenerator(HFGenerator):
