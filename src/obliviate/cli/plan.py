@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from obliviate.fileio import atomic_write_json
+
 from obliviate.cli.common import clean_errors, setup_logging
 
 certificate_app = typer.Typer(name="certificate", no_args_is_help=True, add_completion=False,
@@ -57,7 +59,12 @@ def _plan(request: Path | None, deployments: Path | None, explain: bool, schema:
     p = make_plan(load_request(request), Deployments.load(deployments))
     doc = p.to_dict()
     if out is not None:
-        out.write_text(json.dumps(doc, indent=2) + "\n")
+        if out.is_dir():
+            raise ConfigError(f"--out {out} is a folder; give the file to write the plan to, e.g. {out / 'plan.json'}.")
+        try:
+            atomic_write_json(out, doc)
+        except OSError as exc:
+            raise ConfigError(f"--out {out} cannot be written ({exc.strerror}); choose a file you can write.") from None
     if explain:
         typer.echo("\n".join(p.explain()))
     else:
