@@ -13,10 +13,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import create_model
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from pydantic import BeforeValidator, create_model
 
 from obliviate.errors import ConfigError, ObliviateError
 from obliviate.policy import Deployments, PolicyRequest, make_plan
+from obliviate.policy.request import REQUEST_FORMAT, Extension
 from obliviate.service.auth import KeyRing, Principal, make_principal
 from obliviate.service.models import (REQUEST_EXAMPLE, CertificateView, DeadlineView, DeploymentView, Error,
                                       EventView, GenerateBody, Generation, Health, LedgerReport, PlanView,
@@ -29,12 +33,55 @@ log = logging.getLogger(__name__)
 
 RequestId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]+$", max_length=200, description="The request's id.")]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "The body is not JSON, or the query names an unknown parameter."},
     401: {"model": Error, "description": "No or unknown API key."},
     403: {"model": Error, "description": "The key's role may not do this (or the request is not yours)."},
     422: {"model": Error, "description": "The input is not valid; the detail says why."},
 }
 NOT_FOUND = {404: {"model": Error, "description": "No such request or deployment."}}
 CONFLICT = {409: {"model": Error, "description": "The request is not in a state that allows this."}}
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+#: the policy's rule "a target of this kind names at least one of these lists", as JSON Schema (the
+#: pydantic validator is code, so the generated schema would not say it)
+TARGET_NOT_EMPTY = [{"properties": {"kind": {"const": kind}, field: {"minItems": 1}}, "required": ["kind", field]}
+                    for kind, fields in (("examples", ("ids",)), ("data_subject", ("subjects", "ids")),
+                                         ("concept", ("examples", "subjects", "ids")), ("capability", ("examples",)))
+                    for field in fields]
+
+
+def _iso_date(v: Any) -> Any:
+    # JSON has no dates: only a string (YYYY-MM-DD), never a number pydantic would read as a timestamp
+    if not isinstance(v, (str, dt.date)):
+        raise ValueError("must be a date string YYYY-MM-DD")
+    return v
+
+
+def _whole_months(v: Any) -> Any:
+    # an integer as JSON Schema counts them (1 and 1.0), never a string or a bool
+    months = v.get("months") if isinstance(v, dict) else None
+    if isinstance(v, dict) and (isinstance(months, bool) or not isinstance(months, (int, float))):
+        raise ValueError("'months' must be a whole number")
+    return v
+
+
+def _json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Error responses of an HTML route: still JSON (FastAPI would document them as text/html)."""
+    return {code: {"description": r["description"], "content": _ERROR_JSON} for code, r in responses.items()}
+
+
+def _no_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a typo would otherwise be ignored silently)."""
+    route = request.scope.get("route")
+    known = {p.alias for p in getattr(getattr(route, "dependant", None), "query_params", [])}
+    for dep in getattr(getattr(route, "dependant", None), "dependencies", []):
+        known |= {p.alias for p in dep.query_params}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(400, detail=f"Unknown query parameter(s): {', '.join(unknown)}"
+                            + (f"; this route takes {', '.join(sorted(known))}." if known else
+                               "; this route takes none."))
 
 
 def deadline_view(r: StoredRequest, today: dt.date, due_soon_days: int) -> DeadlineView:
@@ -63,10 +110,15 @@ def create_app(settings: Settings, *, store: RequestStore | None = None) -> Fast
     names = tuple(deployments.names())
     # the request schema, with the deployment narrowed to the ones this service has
     Submit = create_model("ServiceRequest", __base__=PolicyRequest,
-                          deployment=(Literal[names], ...))  # type: ignore[valid-type]
+                          deployment=(Literal[names], ...),  # type: ignore[valid-type]
+                          format=(Literal[REQUEST_FORMAT], REQUEST_FORMAT),
+                          received=(Annotated[dt.date, BeforeValidator(_iso_date)], ...),
+                          extension=(Annotated[Extension, BeforeValidator(_whole_months)] | None, None))
     Submit.model_config["json_schema_extra"] = {"examples": [REQUEST_EXAMPLE]}
 
-    app = FastAPI(title="obliviate deletion service", version="1", description=(
+
+    app = FastAPI(title="obliviate deletion service", version="1", dependencies=[Depends(_no_unknown_query)],
+                  description=(
         "Forget requests end to end: submit, plan, review, run, certify. Every result says its kind: exact, "
         "approximate (measured by an audit, never called forgotten) or suppression (outputs filtered, weights "
         "unchanged). Send an API key in the X-API-Key header; its role decides what it may do."))
@@ -101,6 +153,16 @@ def create_app(settings: Settings, *, store: RequestStore | None = None) -> Fast
     @app.exception_handler(Conflict)
     def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow: every method of every route on this path, not only the first's
+            allowed = sorted({m for r in app.routes if isinstance(r, APIRoute)
+                              and r.matches({"type": "http", "path": request.url.path, "method": "GET"})[0]
+                              != Match.NONE for m in r.methods})
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ObliviateError)
     def _invalid(_: Request, exc: ObliviateError) -> JSONResponse:
@@ -162,7 +224,7 @@ def create_app(settings: Settings, *, store: RequestStore | None = None) -> Fast
                                certificate=r.certificate)
 
     @app.get("/requests/{request_id}/certificate.html", response_class=HTMLResponse, tags=["requests"],
-             responses={**ERRORS, **NOT_FOUND})
+             responses=_json_errors({**ERRORS, **NOT_FOUND}))
     def get_certificate_html(request_id: RequestId, p: Principal = who("requests:read")) -> HTMLResponse:
         """The certificate as a page, with its plot."""
         from obliviate.service.dashboard import certificate_page
@@ -279,13 +341,28 @@ def create_app(settings: Settings, *, store: RequestStore | None = None) -> Fast
                           decisions=[{"guard": d.guard, "action": d.action, "reason": d.reason}
                                      for d in out.decisions])
 
-    @app.get("/dashboard", response_class=HTMLResponse, tags=["service"], responses=ERRORS)
+    @app.get("/dashboard", response_class=HTMLResponse, tags=["service"], responses=_json_errors(ERRORS))
     def dashboard(p: Principal = who("requests:read_all")) -> HTMLResponse:
         """Requests, their states and deadlines, and certificates with their plots."""
         from obliviate.service.dashboard import dashboard_page
 
         return HTMLResponse(dashboard_page([view(r) for r in store.list(limit=500)], viewer=p))
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            target = spec.get("components", {}).get("schemas", {}).get("Target")
+            if target is not None:
+                target["anyOf"] = TARGET_NOT_EMPTY
+            extension = spec.get("components", {}).get("schemas", {}).get("Extension")
+            if extension is not None:  # the policy's validator: a reason in words, not blanks
+                extension["properties"]["reason"]["pattern"] = r"\S"
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
