@@ -8,7 +8,7 @@ import jinja2
 
 _FLAG_CLASS = {"overdue": "bad", "answered late": "bad", "due soon": "warn", "on time": "ok", "answered": "ok"}
 
-_DASH = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>obliviate: requests</title>
+_DASH = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>obliviate: requests</title>
 <style>body{font:14px system-ui,sans-serif;margin:1.5rem;max-width:1200px}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 .bad{color:#a00;font-weight:600}.warn{color:#a60;font-weight:600}.ok{color:#070}
@@ -27,7 +27,7 @@ td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical
 {% else %}-{% endif %}</td></tr>
 {% endfor %}</tbody></table></body></html>"""
 
-_CERT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>certificate {{ c.certificate_id }}</title>
+_CERT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>certificate {{ c.certificate_id }}</title>
 <style>body{font:14px system-ui,sans-serif;margin:1.5rem;max-width:1000px}svg{display:block;margin:1rem 0}</style>
 </head><body><h1>Certificate {{ c.certificate_id }}</h1>
 <p>Request {{ c.request.request_id }}: <b>{{ c.outcome }}</b>. Kinds: <span id="kinds">{{ c.kinds|join(', ') }}</span>.</p>
