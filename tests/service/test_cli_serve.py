@@ -63,3 +63,17 @@ def test_serve_worker_until_empty_and_clean_errors(tmp_path):
                          text=True, timeout=60)
     assert bad.returncode == 2 and "No API keys file" in bad.stderr and "Traceback" not in bad.stderr
     json.loads(s.keys_file.read_text())  # untouched
+
+
+def test_auditor_is_loaded_by_name(tmp_path):
+    from obliviate.errors import ConfigError
+    from obliviate.service.settings import Settings
+
+    s = make_settings(tmp_path)
+    named = Settings(**{**s.__dict__, "auditor": "obliviate.cli.plan:bench_auditor"})
+    assert named.load_auditor().__name__ == "bench_auditor"
+    assert Settings.from_env(named.to_env()).auditor == "obliviate.cli.plan:bench_auditor"
+    with pytest.raises(ConfigError, match="could not be loaded"):
+        Settings(**{**s.__dict__, "auditor": "obliviate.cli.plan:nope"}).load_auditor()
+    with pytest.raises(ConfigError, match="module:function"):
+        Settings(**{**s.__dict__, "auditor": "no-colon"})

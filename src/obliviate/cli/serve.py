@@ -21,6 +21,7 @@ from obliviate.errors import ConfigError
 
 APP = "obliviate.service.app:app_from_env"
 WORKER = "obliviate.service.worker"
+AUDITOR = "obliviate.cli.plan:bench_auditor"  # the strong audit `obliviate handle` uses
 
 
 @clean_errors
@@ -37,6 +38,8 @@ def serve(
     worker: bool = typer.Option(False, "--worker", help="Run the worker (claims and runs queued requests) instead "
                                 "of the web app."),
     until_empty: bool = typer.Option(False, "--until-empty", help="With --worker: stop when the queue is empty."),
+    auditor: str = typer.Option(AUDITOR, "--auditor", help="module:function, the strong audit of approximate "
+                                "steps ('none': record them as not honoured, for want of an audit)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Serve the deletion service (OpenAPI at /openapi.json, dashboard at /dashboard), or run its worker."""
@@ -51,6 +54,8 @@ def serve(
         env["OBLIVIATE_SERVICE_DEPLOYMENTS"] = str(deployments.resolve())
     if key_file is not None:
         env["OBLIVIATE_SERVICE_SIGNING_KEY"] = str(key_file.resolve())
+    if auditor != "none":
+        env["OBLIVIATE_SERVICE_AUDITOR"] = auditor
     os.environ.update(env)
     if worker:
         args = [sys.executable, "-m", WORKER] + (["--until-empty"] if until_empty else [])

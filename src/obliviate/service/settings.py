@@ -18,7 +18,7 @@ from obliviate.policy import Deployments
 
 ENV = {"store": "OBLIVIATE_SERVICE_STORE", "keys": "OBLIVIATE_SERVICE_KEYS",
        "deployments": "OBLIVIATE_SERVICE_DEPLOYMENTS", "signing_key": "OBLIVIATE_SERVICE_SIGNING_KEY",
-       "backend": "OBLIVIATE_SERVICE_BACKEND"}
+       "backend": "OBLIVIATE_SERVICE_BACKEND", "auditor": "OBLIVIATE_SERVICE_AUDITOR"}
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Settings:
     signing_key: the Ed25519 key file that signs ledgers and certificates (kept outside ``store``).
     due_soon_days: a request this close to its due date is flagged ``due soon``.
     generators: deployment name -> callable prompt -> text, served through that deployment's guards.
+    auditor: ``"module:function"``, the strong audit an approximate step needs (``obliviate serve``
+    names ``obliviate.cli.plan:bench_auditor``, as ``obliviate handle`` uses); None: approximate steps
+    are recorded as not honoured, for want of an audit.
     """
 
     store: Path
@@ -39,6 +42,7 @@ class Settings:
     due_soon_days: int = 7
     batch_limit: int = 32
     generators: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    auditor: str | None = None
 
     def __post_init__(self) -> None:
         self.store = Path(self.store)
@@ -49,6 +53,8 @@ class Settings:
                             "'role': 'requester|reviewer|operator|auditor'}]}})")
         if self.deployments_file is not None and not Path(self.deployments_file).is_file():
             problems.append(f"no deployments file at {self.deployments_file}")
+        if self.auditor is not None and ":" not in self.auditor:
+            problems.append(f"'auditor' must be 'module:function'; got {self.auditor!r}")
         if self.due_soon_days < 0:
             problems.append(f"'due_soon_days' must be >= 0; got {self.due_soon_days}")
         if problems:
@@ -71,6 +77,8 @@ class Settings:
             env[ENV["deployments"]] = str(self.deployments_file)
         if self.signing_key is not None:
             env[ENV["signing_key"]] = str(self.signing_key)
+        if self.auditor is not None:
+            env[ENV["auditor"]] = self.auditor
         return env
 
     @classmethod
@@ -85,7 +93,24 @@ class Settings:
             kw["deployments_file"] = Path(env[ENV["deployments"]])
         if env.get(ENV["signing_key"]):
             kw["signing_key"] = Path(env[ENV["signing_key"]])
+        if env.get(ENV["auditor"]):
+            kw["auditor"] = env[ENV["auditor"]]
         return cls(**kw)
+
+    def load_auditor(self) -> Callable[..., Any] | None:
+        """The auditor named by ``auditor`` (imported by name: a plug-in, like uvicorn's app string)."""
+        if self.auditor is None:
+            return None
+        import importlib
+
+        module, _, attr = self.auditor.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"The auditor {self.auditor!r} could not be loaded ({exc}).") from None
+        if not callable(fn):
+            raise ConfigError(f"The auditor {self.auditor!r} is not callable.")
+        return fn
 
 
 def write_keys(path: str | os.PathLike[str], keys: list[dict[str, str]]) -> Path:

@@ -75,6 +75,7 @@ class Worker:
         self.store = store or open_store(settings)
         self.deployments: Deployments = settings.deployments()
         self.key = signing_key(settings)
+        self.auditor = settings.load_auditor()
         self.batches: list[list[str]] = []
 
     def recover(self) -> list[str]:
@@ -142,7 +143,7 @@ class Worker:
 
     def _finish(self, r: StoredRequest, plan: Plan) -> None:
         try:
-            done = handle(plan, workdir=self.settings.workdir, key=self.key)
+            done = handle(plan, workdir=self.settings.workdir, key=self.key, auditor=self.auditor)
         except Exception as exc:  # a failed run is recorded, never lost
             log.exception("request %s failed", r.request_id)
             self.store.transition(r.request_id, "failed", by=self.name, role="worker", expect=("in progress",),
