@@ -110,7 +110,7 @@ def test_validation_errors_are_422_with_reasons(service):
 
 
 @pytest.mark.parametrize("role", ["requester", "auditor"])
-def test_generation_is_suppression_and_refuses_protected_content(service, role):
+def test_generation_without_a_generator_is_409_not_a_made_up_answer(service, role):
     # persons-lm has guards but no generator in this service: a clear 409, never a fake answer
     with service.client(role) as c:
         r = c.post("/deployments/persons-lm/generate", json={"prompt": "hello"})
