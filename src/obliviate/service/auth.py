@@ -89,6 +89,9 @@ class KeyRing:
                 problems.append(f"entry {i} has no 'name'")
             if digest and e.get("role") in ROLE_SCOPES and e.get("name"):
                 by_digest[digest] = Principal(e["name"], e["role"], ROLE_SCOPES[e["role"]])
+        if any(isinstance(e, dict) and e.get("key") for e in entries) and p.stat().st_mode & 0o077:
+            problems.append(f"it holds plain keys and others can read or write it (mode {p.stat().st_mode & 0o777:o}); "
+                            f"run `chmod 600 {p}`, or store 'key_sha256' instead of 'key'")
         if problems:
             raise ConfigError(f"The API keys file {p} has problems: " + "; ".join(problems) + ".")
         self._by_digest = by_digest

@@ -53,6 +53,9 @@ class Settings:
                             "'role': 'requester|reviewer|operator|auditor'}]}})")
         if self.deployments_file is not None and not Path(self.deployments_file).is_file():
             problems.append(f"no deployments file at {self.deployments_file}")
+        if self.signing_key is not None and Path(self.signing_key).resolve().is_relative_to(self.store.resolve()):
+            problems.append(f"the signing key {self.signing_key} is inside the store {self.store}; keep it outside "
+                            "every store (SECURITY.md)")
         if self.auditor is not None and ":" not in self.auditor:
             problems.append(f"'auditor' must be 'module:function'; got {self.auditor!r}")
         if self.due_soon_days < 0:
