@@ -11,6 +11,7 @@ from obliviate.cli.ledger import ledger_app
 from obliviate.cli.methods import methods
 from obliviate.cli.mismatches import mismatches_app
 from obliviate.cli.plan import register as register_policy
+from obliviate.cli.serve import register as register_serve
 from obliviate.cli.sisa import sisa_app
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(mismatches_app, name="mismatches")
 app.command("guards")(guards)
 app.add_typer(guard_app, name="guard")
 register_policy(app)  # plan, handle, certificate verify
+register_serve(app)  # serve (the deletion service and its worker)
 
 
 def main() -> None:
