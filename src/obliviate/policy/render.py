@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from obliviate.fileio import atomic_write_bytes
+
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Certificate {{ c.certificate_id }}</title>
@@ -44,6 +46,10 @@ Suppression necessary: <b>{{ c.decision.suppression_necessary }}</b>, sufficient
 {% for s in c.steps %}<tr><td>{{ s.name }}</td><td>{{ s.kind }}</td><td>{{ s.label }}</td><td>{{ s.honoured }}</td><td>{{ '%.2f' % s.seconds }}</td></tr>
 <tr><td colspan="5"><details><summary>measurements</summary><code>{{ s.measurements | tojson }}</code></details></td></tr>
 {% endfor %}</table>
+{% if figure %}<h2>Measured</h2>
+<p>Each step's measurements in [0, 1] (audit accuracies and AUCs, where 0.5 is chance and what an exact
+removal scores; guard coverage and over-refusal; the share of training redone).</p>
+<img alt="measurements of each step" src="data:image/png;base64,{{ figure }}">{% endif %}
 <h2>History</h2>
 <table><tr><th>status</th><th>at</th><th>by</th><th>why</th></tr>
 {% for e in c.events %}<tr><td>{{ e.status }}</td><td>{{ e.at }}</td><td>{{ e.by }}</td><td>{{ e.why }}</td></tr>{% endfor %}</table>
@@ -63,12 +69,52 @@ this page is a rendering and is not itself signed.</p>
 """
 
 
+def _unit_measurements(cert: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(step, measurement, value) for every numeric measurement in [0, 1] (bools and counts left out)."""
+    out = []
+    for step in cert.get("steps", []):
+        for key, value in (step.get("measurements") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0:
+                out.append((f"{step.get('name', '')} [{step.get('kind', '')}]", key, float(value)))
+    return out
+
+
+def measurements_png(cert: dict[str, Any]) -> str | None:
+    """The steps' measurements as a bar chart (base64 PNG), with chance (0.5) marked; None when there are none."""
+    rows = _unit_measurements(cert)
+    if not rows:
+        return None
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.2), dpi=110)
+    labels = [f"{step}: {key}" for step, key, _ in rows]
+    ax.barh(range(len(rows)), [v for _, _, v in rows], color="#4c78a8")
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.axvline(0.5, color="#888", linestyle="--", linewidth=1)
+    ax.text(0.5, -0.6, "chance / exact", ha="center", va="bottom", fontsize=7, color="#555")
+    for i, (_, _, v) in enumerate(rows):
+        ax.text(min(v + 0.01, 0.93), i, f"{v:.3g}", va="center", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def render_html(cert: dict[str, Any]) -> str:
-    """The certificate as an HTML page (autoescaped)."""
+    """The certificate as an HTML page (autoescaped), with a plot of the steps' measurements."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(_HTML).render(c=cert)
+    return env.from_string(_HTML).render(c=cert, figure=measurements_png(cert))
 
 
 def write_certificate(cert: dict[str, Any], out: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -76,8 +122,8 @@ def write_certificate(cert: dict[str, Any], out: str | os.PathLike[str]) -> tupl
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, html_path = folder / "certificate.json", folder / "certificate.html"
-    json_path.write_text(json.dumps(cert, indent=2, ensure_ascii=False) + "\n")
-    html_path.write_text(render_html(cert))
+    atomic_write_bytes(json_path, (json.dumps(cert, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write_bytes(html_path, render_html(cert).encode())
     return json_path, html_path
 
 
