@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-k", type=int, default=16, help="issue 18 speed: requests in the batched stream")
     ap.add_argument("--pretrain-epochs", type=int, default=5, help="issue 18 accuracy: MNIST pre-training epochs")
     ap.add_argument("--remedies", type=int, default=4, help="issue 18 accuracy: how many remedies to run")
+    ap.add_argument("--only", default=None, help="issue 18 accuracy: comma-separated remedy indices (0-4) instead")
     args = ap.parse_args(argv)
     if args.issue18:
         if args.out == str(REPO / "benchmarks" / "results" / "sisa.md"):
@@ -482,8 +483,10 @@ def issue18_accuracy(args: Any) -> int:
     out["pretrain"] = {"data": f"MNIST train ({len(mnist)} digits)", "epochs": args.pretrain_epochs, "wall": pw,
                        "cpu": pc}
     remedies = [("same epochs, own init (today)", 1, None), ("shared init from MNIST", 1, init),
-                ("same steps as the monolith", s_, None), ("same steps + shared init from MNIST", s_, init)]
-    for name, mult, start in remedies[: args.remedies]:
+                ("same steps as the monolith", s_, None), ("same steps + shared init from MNIST", s_, init),
+                ("twice the epochs", 2, None)]
+    chosen = ints(args.only) if args.only else list(range(args.remedies))
+    for name, mult, start in [remedies[i] for i in chosen]:
         cfg = SisaConfig(shards=s_, slices=r_, model=spec, recipe=replace(recipe, epochs=epochs * mult),
                          seed=args.seed, threads=1)
         load_before = loadavg()
@@ -498,7 +501,7 @@ def issue18_accuracy(args: Any) -> int:
     o, mono_acc = out, out["mono"]["acc"]
     lines = [f"### Accuracy remedies (S={s_}, R={r_})", "",
              f"- command: `python benchmarks/bench_sisa.py --issue18 accuracy"
-             f"{'' if o['n_train'] == 60000 else ' --n-train ' + str(o['n_train'])} --remedies {args.remedies}`",
+             f"{'' if o['n_train'] == 60000 else ' --n-train ' + str(o['n_train'])} --remedies {args.remedies}{' --only ' + args.only if args.only else ''}`",
              f"- date: {o['date'][:16]} UTC; machine: {o['machine']['cpu']}, {o['machine']['cores']} cores (shared), "
              f"one torch thread; load average at start / end: {o['load_start']} / {o['load_end']}",
              f"- data: Fashion-MNIST, {o['n_train']} train (seeded subset) / {o['n_test']} test; MLP 784-256-10, "
