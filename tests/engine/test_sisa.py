@@ -113,6 +113,8 @@ def test_forget_equals_training_the_shard_from_scratch_bit_for_bit(sisa, digits)
     expected = planned / (len(digits.train) * CONFIG.recipe.epochs)
     assert sisa.expected_work_fraction(gone) == pytest.approx(expected)
     assert sisa.version_ == 1 and sisa.ledger_.requests() == []  # estimating changes nothing
+    with pytest.raises(ForgetSetError, match="nope-1"):
+        sisa.expected_work_fraction(["nope-1"])
     receipt = sisa.forget(gone, reason="test")
     assert receipt.expected_work_fraction == pytest.approx(expected) == pytest.approx(receipt.work_fraction)
     assert receipt.status == "applied" and not receipt.duplicate
