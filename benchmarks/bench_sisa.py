@@ -504,7 +504,7 @@ def issue18_accuracy(args: Any) -> int:
              f"{'' if o['n_train'] == 60000 else ' --n-train ' + str(o['n_train'])} --remedies {args.remedies}{' --only ' + args.only if args.only else ''}`",
              f"- date: {o['date'][:16]} UTC; machine: {o['machine']['cpu']}, {o['machine']['cores']} cores (shared), "
              f"one torch thread; load average at start / end: {o['load_start']} / {o['load_end']}",
-             f"- data: Fashion-MNIST, {o['n_train']} train (seeded subset) / {o['n_test']} test; MLP 784-256-10, "
+             f"- data: Fashion-MNIST, {o['n_train']} train{'' if o['n_train'] == 60000 else ' (seeded subset)'} / {o['n_test']} test; MLP 784-256-10, "
              f"Adam lr 1e-3, batch 128, cosine; e = {epochs}",
              f"- monolithic model: test accuracy **{mono_acc:.4f}**, {o['mono']['wall']:.1f} s wall / "
              f"{o['mono']['cpu']:.1f} s CPU",
