@@ -35,6 +35,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-k", type=int, default=8, help="K requests batched at the goal configuration (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "sisa.md"))
+    ap.add_argument("--issue18", choices=["speed", "accuracy"], default=None,
+                    help="issue 18: interleaved full retrains and deletions (speed), or the accuracy remedies")
+    ap.add_argument("--reps", type=int, default=5, help="issue 18 speed: full-retrain / deletion pairs")
+    ap.add_argument("--stream-k", type=int, default=16, help="issue 18 speed: requests in the batched stream")
+    ap.add_argument("--pretrain-epochs", type=int, default=5, help="issue 18 accuracy: MNIST pre-training epochs")
+    ap.add_argument("--remedies", type=int, default=4, help="issue 18 accuracy: how many remedies to run")
+    ap.add_argument("--only", default=None, help="issue 18 accuracy: comma-separated remedy indices (0-4) instead")
     args = ap.parse_args(argv)
+    if args.issue18:
+        if args.out == str(REPO / "benchmarks" / "results" / "sisa.md"):
+            args.out = str(REPO / "benchmarks" / "results" / f"sisa-issue18-{args.issue18}.md")
+        return issue18_speed(args) if args.issue18 == "speed" else issue18_accuracy(args)
 
     shards = ints(args.shards or ("1,4,8" if args.quick else "1,4,8,16"))
     slices = ints(args.slices or "1,4")
@@ -259,6 +271,256 @@ def write_report(path: Path, *, args: Any, n_train: int, n_test: int, epochs: in
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: the speed-up as a ratio of timings of the same work in the same run, the accuracy
+# remedies, and batched deletions.
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
+
+
+def issue18_speed(args: Any) -> int:
+    """Interleave full retrains and SISA deletions at uniformly random positions (S, R = goal)."""
+    import json
+
+    bundle = load_dataset("fashion-mnist", data_dir=args.data_dir)
+    train, test = bundle.train, bundle.test
+    if args.n_train and args.n_train < len(train):
+        train = train.subset(np.sort(np.random.default_rng(args.seed).permutation(len(train))[:args.n_train]))
+    epochs = args.epochs or 20
+    s_, r_ = tuple(ints(args.goal))
+    recipe = Recipe(epochs=epochs, batch_size=128, lr=1e-3)
+    spec = ModelSpec("mlp", {"hidden": ints(args.hidden)})
+    cfg = SisaConfig(shards=s_, slices=r_, model=spec, recipe=recipe, seed=args.seed, threads=1)
+    print(f"issue 18 speed: {len(train)} train, S={s_} R={r_}, e={epochs}, {args.reps} repetitions", flush=True)
+    with deterministic(1):  # warm-up, not timed
+        train_classifier(build_model(spec, train.input_shape, 10, seed=0), train.subset(np.arange(256)),
+                         Recipe(epochs=1), seed=0)
+    out: dict[str, Any] = {"n_train": len(train), "n_test": len(test), "S": s_, "R": r_, "epochs": epochs,
+                           "epochs_per_slice": cfg.epochs_per_slice, "ideal": cfg.ideal_speedup(),
+                           "formula_fraction": (2 / 3 + 1 / (3 * r_)) / s_, "load_start": loadavg(),
+                           "machine": machine_info(), "pairs": [], "date": dt.datetime.now(dt.timezone.utc).isoformat()}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sisa18-"))
+    try:
+        store = tmp / "store"
+        sisa, fit_wall, fit_cpu = timed(lambda: Sisa(cfg, store=store, key_file=tmp / "ledger.pem").fit(train))
+        probs, sizes = sisa.shard_probabilities(test.x)
+        out["fit"] = {"wall": fit_wall, "cpu": fit_cpu, "load": loadavg(),
+                      **{f"acc_{k}": float((agg(probs, sizes).argmax(1) == test.y).mean())
+                         for k, agg in AGGREGATORS.items()}}
+        rng = np.random.default_rng(derive_seed(args.seed, 18))
+        gone: set[str] = set()
+        for i in range(args.reps):
+            load_before = loadavg()
+            mono = build_model(spec, train.input_shape, 10, seed=derive_seed(args.seed, 0))
+            with deterministic(1):
+                _, fw, fc = timed(lambda: train_classifier(mono, train, recipe, seed=args.seed))
+            if i == 0:
+                out["mono_acc"] = float((predict_logits(mono, test.x).argmax(1) == test.y).mean())
+            victim = str(rng.choice([v for v in train.ids.tolist() if v not in gone]))  # uniformly random
+            expected = sisa.expected_work_fraction([victim])
+            receipt, dw, dc = timed(lambda: sisa.forget([victim], reason="benchmark"))
+            gone.add(victim)
+            batch = sisa.current()["batch"]
+            pair = {"full_wall": fw, "full_cpu": fc, "del_wall": dw, "del_cpu": dc,
+                    "work_fraction": receipt.work_fraction, "expected_work_fraction": expected,
+                    "shard_job_wall": sum(batch["shard_seconds"].values()), "slices_replayed": receipt.slices_replayed,
+                    "load": f"{load_before} → {loadavg()}"}
+            # efficiency 1.0: the deletion cost exactly its share of the full retrain's time
+            pair["eff_cpu"] = fc * receipt.work_fraction / dc
+            pair["eff_wall"] = fw * receipt.work_fraction / dw
+            out["pairs"].append(pair)
+            print(f"rep {i}: full {fw:.1f}s wall {fc:.1f}s cpu; deletion {dw:.2f}s wall {dc:.2f}s cpu, work "
+                  f"{receipt.work_fraction:.4f} (expected {expected:.4f}); efficiency cpu {pair['eff_cpu']:.3f} "
+                  f"wall {pair['eff_wall']:.3f}; load {pair['load']}", flush=True)
+        # Batched deletions: a stream of k requests applied as one batch, and k in one shard.
+        placed = sisa.assignment()
+        streams = []
+        for label, k in (("random", args.stream_k), ("one shard", args.stream_k // 2)):
+            if k <= 0:
+                continue
+            if label == "random":
+                pool = [v for v in train.ids.tolist() if v not in gone]
+                ids = [str(v) for v in rng.choice(pool, size=k, replace=False)]
+            else:
+                shard = int(rng.integers(s_))
+                pool = [v for sl in placed[shard] for v in sl if v not in gone]
+                ids = [str(v) for v in rng.choice(pool, size=k, replace=False)]
+            expected = sisa.expected_work_fraction(ids)
+            load_before = loadavg()
+            reqs = [LedgerRequest([v], reason="benchmark stream", request_id=f"{label}-{j}") for j, v in enumerate(ids)]
+            receipts, w, c = timed(lambda: sisa.forget_many(reqs))
+            gone.update(ids)
+            streams.append({"label": label, "k": k, "wall": w, "cpu": c, "shards": len(receipts[0].shards_retrained),
+                            "work_fraction": receipts[0].work_fraction, "expected_work_fraction": expected,
+                            "load": f"{load_before} → {loadavg()}"})
+            print(f"stream {label} k={k}: {w:.1f}s wall {c:.1f}s cpu, {streams[-1]['shards']} shards, work "
+                  f"{receipts[0].work_fraction:.3f} (expected {expected:.3f})", flush=True)
+        out["streams"] = streams
+        sisa.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["load_end"] = loadavg()
+    p = out["pairs"]
+    full_cpu, full_wall = [x["full_cpu"] for x in p], [x["full_wall"] for x in p]
+    del_cpu, del_wall = [x["del_cpu"] for x in p], [x["del_wall"] for x in p]
+    out["summary"] = {
+        "share_cpu_median": statistics.median(x["eff_cpu"] for x in p),
+        "share_wall_median": statistics.median(x["eff_wall"] for x in p),
+        # the plain ratio: it mixes the positions' different costs with timing (few random positions)
+        "speedup_cpu_plain": statistics.median(full_cpu) / statistics.mean(del_cpu),
+        "speedup_wall_plain": statistics.median(full_wall) / statistics.mean(del_wall),
+        "mean_work_fraction": statistics.mean(x["work_fraction"] for x in p),
+    }
+    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2, default=str))
+    write_issue18_speed(Path(args.out), out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_issue18_speed(path: Path, o: dict[str, Any]) -> None:
+    s, m = o["summary"], o["machine"]
+    lines = [f"### Speed-up, same work in the same run (S={o['S']}, R={o['R']})", "",
+             f"- command: `python benchmarks/bench_sisa.py --issue18 speed --reps {len(o['pairs'])}"
+             f"{'' if o['n_train'] == 60000 else ' --n-train ' + str(o['n_train'])}`",
+             f"- date: {o['date'][:16]} UTC; machine: {m['cpu']}, {m['cores']} cores (shared), torch {m['torch']}, "
+             f"one torch thread; load average at start / end: {o['load_start']} / {o['load_end']}",
+             f"- data: Fashion-MNIST, {o['n_train']} train / {o['n_test']} test; MLP 784-256-10, Adam lr 1e-3, "
+             f"batch 128, cosine; e = {o['epochs']}, {o['epochs_per_slice']} epochs per cumulative slice",
+             f"- SISA training: {o['fit']['wall']:.1f} s wall / {o['fit']['cpu']:.1f} s CPU; test accuracy vote "
+             f"{o['fit']['acc_vote']:.4f}, mean {o['fit']['acc_mean']:.4f}, weighted {o['fit']['acc_weighted']:.4f}; "
+             f"monolithic {o['mono_acc']:.4f}", "",
+             "| rep | full retrain s (wall / CPU) | deletion s (wall / CPU) | shard job s (wall) | work fraction "
+             "(measured / expected) | share of ideal, CPU | share of ideal, wall | load (before → after) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, x in enumerate(o["pairs"]):
+        lines.append(f"| {i} | {x['full_wall']:.1f} / {x['full_cpu']:.1f} | {x['del_wall']:.2f} / {x['del_cpu']:.2f} | "
+                     f"{x['shard_job_wall']:.2f} | {x['work_fraction']:.4f} / {x['expected_work_fraction']:.4f} | "
+                     f"{x['eff_cpu']:.0%} | {x['eff_wall']:.0%} | {x['load']} |")
+    effc = [x["eff_cpu"] for x in o["pairs"]]
+    effw = [x["eff_wall"] for x in o["pairs"]]
+    lines += ["", f"Share of the ideal {o['ideal']:.2f}× (CPU): median **{statistics.median(effc):.0%}** "
+              f"(min {min(effc):.0%}, max {max(effc):.0%}); wall: median {statistics.median(effw):.0%} "
+              f"(min {min(effw):.0%}, max {max(effw):.0%}). Plain ratio median(full) / mean(deletion): "
+              f"{s['speedup_cpu_plain']:.2f}× CPU, {s['speedup_wall_plain']:.2f}× wall, at a mean measured work "
+              f"fraction {s['mean_work_fraction']:.4f} over these {len(o['pairs'])} positions (formula "
+              f"{o['formula_fraction']:.4f})."]
+    if o.get("streams"):
+        lines += ["", "| stream | requests | shards retrained | work fraction (measured / expected) | s (wall / CPU) | "
+                  "requests / min (CPU) | load |", "|---|---|---|---|---|---|---|"]
+        for x in o["streams"]:
+            lines.append(f"| {x['label']} | {x['k']} | {x['shards']} | {x['work_fraction']:.3f} / "
+                         f"{x['expected_work_fraction']:.3f} | {x['wall']:.1f} / {x['cpu']:.1f} | "
+                         f"{60 * x['k'] / x['cpu']:.1f} | {x['load']} |")
+        lines.append(f"\nOne at a time, the same requests would take about {statistics.mean(x['del_cpu'] for x in o['pairs']):.2f} s CPU each "
+                     f"({60 / statistics.mean(x['del_cpu'] for x in o['pairs']):.1f} requests / min).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _ensemble(train: Any, test: Any, cfg: SisaConfig, init: dict[str, Any] | None) -> tuple[dict[str, float], float, float]:
+    """Train every shard in memory as the engine does (placement, slices, seeds), optionally from a
+    shared initial state; returns test accuracy per aggregation and the training wall / CPU seconds."""
+    from obliviate.engine.sisa.training import _train_slice, live_rows, place
+
+    def run() -> np.ndarray:
+        assignment = place(train, cfg)
+        recipe = replace(cfg.recipe, epochs=cfg.epochs_per_slice)
+        probs = []
+        with deterministic(cfg.threads):
+            for k in range(cfg.shards):
+                rows, prefix = live_rows(assignment[k], np.zeros(len(train), dtype=bool))
+                model = build_model(cfg.model, train.input_shape, train.n_classes, seed=derive_seed(cfg.seed, k))
+                if init is not None:
+                    model.load_state_dict(init)
+                for r, n in enumerate(prefix):
+                    _train_slice(model, train.x[rows], train.y[rows], train.ids[rows], n, recipe,
+                                 derive_seed(cfg.seed, k, r), train.n_classes)
+                probs.append(_softmax(predict_logits(model, test.x)))
+        return np.stack(probs)
+
+    probs, wall, cpu = timed(run)
+    sizes = np.ones(cfg.shards)
+    return ({k: float((agg(probs, sizes).argmax(1) == test.y).mean()) for k, agg in AGGREGATORS.items()}, wall, cpu)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def issue18_accuracy(args: Any) -> int:
+    """Accuracy of the remedies at S, R = goal against the monolithic model, with their costs."""
+    import json
+
+    bundle = load_dataset("fashion-mnist", data_dir=args.data_dir)
+    train, test = bundle.train, bundle.test
+    if args.n_train and args.n_train < len(train):
+        train = train.subset(np.sort(np.random.default_rng(args.seed).permutation(len(train))[:args.n_train]))
+    epochs = args.epochs or 20
+    s_, r_ = tuple(ints(args.goal))
+    recipe = Recipe(epochs=epochs, batch_size=128, lr=1e-3)
+    spec = ModelSpec("mlp", {"hidden": ints(args.hidden)})
+    print(f"issue 18 accuracy: {len(train)} train, S={s_} R={r_}, e={epochs}", flush=True)
+    out: dict[str, Any] = {"n_train": len(train), "n_test": len(test), "S": s_, "R": r_, "epochs": epochs,
+                           "load_start": loadavg(), "machine": machine_info(), "rows": [],
+                           "date": dt.datetime.now(dt.timezone.utc).isoformat()}
+    with deterministic(1):
+        mono = build_model(spec, train.input_shape, 10, seed=derive_seed(args.seed, 0))
+        _, w, c = timed(lambda: train_classifier(mono, train, recipe, seed=args.seed))
+    out["mono"] = {"acc": float((predict_logits(mono, test.x).argmax(1) == test.y).mean()), "wall": w, "cpu": c,
+                   "load": loadavg()}
+    print(f"monolithic {out['mono']}", flush=True)
+    # Public pre-training data no requester owns: MNIST digits (another data set), its training split.
+    mnist = load_dataset("mnist", data_dir=args.data_dir).train
+    with deterministic(1):
+        pre = build_model(spec, mnist.input_shape, 10, seed=derive_seed(args.seed, 99))
+        _, pw, pc = timed(lambda: train_classifier(pre, mnist, Recipe(epochs=args.pretrain_epochs, batch_size=128,
+                                                                       lr=1e-3), seed=args.seed))
+    init = {k: v.detach().clone() for k, v in pre.state_dict().items()}
+    out["pretrain"] = {"data": f"MNIST train ({len(mnist)} digits)", "epochs": args.pretrain_epochs, "wall": pw,
+                       "cpu": pc}
+    remedies = [("same epochs, own init (today)", 1, None), ("shared init from MNIST", 1, init),
+                ("same steps as the monolith", s_, None), ("same steps + shared init from MNIST", s_, init),
+                ("twice the epochs", 2, None)]
+    chosen = ints(args.only) if args.only else list(range(args.remedies))
+    for name, mult, start in [remedies[i] for i in chosen]:
+        cfg = SisaConfig(shards=s_, slices=r_, model=spec, recipe=replace(recipe, epochs=epochs * mult),
+                         seed=args.seed, threads=1)
+        load_before = loadavg()
+        accs, w, c = _ensemble(train, test, cfg, start)
+        row = {"remedy": name, "epochs": epochs * mult, "epochs_per_slice": cfg.epochs_per_slice, **accs,
+               "wall": w, "cpu": c, "deletion_work_fraction": (2 / 3 + 1 / (3 * r_)) / s_ * mult,
+               "load": f"{load_before} → {loadavg()}"}
+        out["rows"].append(row)
+        print(row, flush=True)
+    out["load_end"] = loadavg()
+    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2, default=str))
+    o, mono_acc = out, out["mono"]["acc"]
+    lines = [f"### Accuracy remedies (S={s_}, R={r_})", "",
+             f"- command: `python benchmarks/bench_sisa.py --issue18 accuracy"
+             f"{'' if o['n_train'] == 60000 else ' --n-train ' + str(o['n_train'])} --remedies {args.remedies}{' --only ' + args.only if args.only else ''}`",
+             f"- date: {o['date'][:16]} UTC; machine: {o['machine']['cpu']}, {o['machine']['cores']} cores (shared), "
+             f"one torch thread; load average at start / end: {o['load_start']} / {o['load_end']}",
+             f"- data: Fashion-MNIST, {o['n_train']} train{'' if o['n_train'] == 60000 else ' (seeded subset)'} / {o['n_test']} test; MLP 784-256-10, "
+             f"Adam lr 1e-3, batch 128, cosine; e = {epochs}",
+             f"- monolithic model: test accuracy **{mono_acc:.4f}**, {o['mono']['wall']:.1f} s wall / "
+             f"{o['mono']['cpu']:.1f} s CPU",
+             f"- shared initialisation: the same MLP pre-trained on {o['pretrain']['data']} for "
+             f"{o['pretrain']['epochs']} epochs ({pc:.1f} s CPU, paid once, never on a deletion); no Fashion-MNIST "
+             "example (so no requester's data) is in it", "",
+             "| remedy | epochs e (per slice) | acc vote | acc mean | acc weighted | Δ mean vs mono (pts) | "
+             "training s (wall / CPU) | expected deletion work fraction | load (before → after) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in o["rows"]:
+        lines.append(f"| {r['remedy']} | {r['epochs']} ({r['epochs_per_slice']}) | {r['vote']:.4f} | {r['mean']:.4f} | "
+                     f"{r['weighted']:.4f} | {100 * (r['mean'] - mono_acc):+.2f} | {r['wall']:.0f} / {r['cpu']:.0f} | "
+                     f"{r['deletion_work_fraction']:.4f} | {r['load']} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -107,7 +107,16 @@ def test_aggregators():
 def test_forget_equals_training_the_shard_from_scratch_bit_for_bit(sisa, digits):
     before = sisa.current()
     gone = [_slice_of(sisa, 0, 1)[3], _slice_of(sisa, 2, 2)[0]]  # shard 0 slice 2, shard 2 slice 3
+    # planned before retraining: shard 0 slices 2-3 and shard 2 slice 3 at their live sizes
+    sizes = [np.cumsum([len(s) for s in shard]) for shard in sisa.assignment()]
+    planned = (sizes[0][1] - 1 + sizes[0][2] - 1 + sizes[2][2] - 1) * CONFIG.epochs_per_slice
+    expected = planned / (len(digits.train) * CONFIG.recipe.epochs)
+    assert sisa.expected_work_fraction(gone) == pytest.approx(expected)
+    assert sisa.version_ == 1 and sisa.ledger_.requests() == []  # estimating changes nothing
+    with pytest.raises(ForgetSetError, match="nope-1"):
+        sisa.expected_work_fraction(["nope-1"])
     receipt = sisa.forget(gone, reason="test")
+    assert receipt.expected_work_fraction == pytest.approx(expected) == pytest.approx(receipt.work_fraction)
     assert receipt.status == "applied" and not receipt.duplicate
     assert (receipt.model_version_before, receipt.model_version_after) == (1, 2)
     assert receipt.shards_retrained == [0, 2]
@@ -135,6 +144,9 @@ def test_batched_requests_are_grouped_per_shard_and_equal_sequential(sisa, train
     assert receipts[2].request_id == "client-c"
     assert receipts[0].shards_retrained == [0, 1]
     assert receipts[0].slices_replayed == 3 + 2  # shard 0 from slice 1 (once), shard 1 from slice 2
+    # the batch's planned work, not the single-deletion average the ideal speed-up assumes
+    assert receipts[0].expected_work_fraction == pytest.approx(receipts[0].work_fraction)
+    assert receipts[0].expected_work_fraction > 1.5 * (2 / 3 + 1 / 9) / 3
     assert sorted(receipts[0].batch) == sorted(r.request_id for r in receipts)
     seq_root = tmp_path / "sequential"
     shutil.copytree(trained, seq_root)

@@ -72,7 +72,8 @@ class SisaConfig:
 
     def ideal_speedup(self) -> float:
         """Expected speed-up of one uniformly random deletion over full retraining:
-        ``S / (2/3 + 1/(3R))`` (each slice gets ``2e/(R+1)`` epochs)."""
+        ``S / (2/3 + 1/(3R))`` (each slice gets ``2e/(R+1)`` epochs). It holds for one uniformly
+        random deletion only; a batch's cost is :meth:`Sisa.expected_work_fraction` of its ids."""
         return self.shards / (2 / 3 + 1 / (3 * self.slices))
 
     def to_dict(self) -> dict[str, Any]:

@@ -67,6 +67,9 @@ class ForgetReceipt:
     slices_replayed: int = 0
     slices_reused: int = 0
     work_fraction: float = 0.0
+    # planned before retraining (affected shards from their first affected slice); None in
+    # receipts of requests applied before it was recorded
+    expected_work_fraction: float | None = None
     seconds: float = 0.0
     batch: list[str] = field(default_factory=list)
     error: str | None = None
@@ -90,6 +93,8 @@ class ForgetReceipt:
                       shards_retrained=list(res.get("shards_retrained", [])),
                       slices_replayed=int(res.get("slices_replayed", 0)), slices_reused=int(res.get("slices_reused", 0)),
                       work_fraction=float(res.get("work_fraction", 0.0)),
+                      expected_work_fraction=(None if res.get("expected_work_fraction") is None
+                                              else float(res["expected_work_fraction"])),
                       seconds=float((req.timings or {}).get("seconds", 0.0)), batch=list(res.get("batch", [])),
                       error=req.error, duplicate=duplicate)
         return receipt if ledger is None else receipt.signed(ledger)

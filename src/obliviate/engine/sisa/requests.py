@@ -172,6 +172,27 @@ class RequestsMixin:
         return [self._shard_plan(k, mask, cur["shards"][k]) if k in touched else None
                 for k in range(self.config_.shards)]
 
+    def _planned_work(self, plan: Sequence[Any]) -> float:
+        """Example-epochs a plan will retrain over those of full training: for each affected shard,
+        its live cumulative slice sizes from the first affected slice on, times the epochs per slice."""
+        full = len(self.data_) * self.config_.recipe.epochs
+        work = sum(p.prefix[r] for p in plan if p is not None and p.changed for r in range(p.start, len(p.prefix)))
+        return work * self.config_.epochs_per_slice / max(1, full)
+
+    def expected_work_fraction(self, ids: Sequence[str]) -> float:
+        """The fraction of full training that forgetting ``ids`` (one batch, on top of the served
+        version and any pending requests) would retrain; nothing is recorded or trained.
+
+        This is for the ids actually given; :meth:`SisaConfig.ideal_speedup` is the inverse of the
+        expectation for one uniformly random deletion, ``(2/3 + 1/(3R)) / S``.
+        """
+        self._ensure_state()
+        ids = [str(i) for i in ids]
+        self.data_.positions(ids)  # unknown ids -> ForgetSetError naming them
+        cur = self.current()
+        forgotten = set(cur["forgotten"]) | {i for r in self.ledger_.pending() for i in r.example_ids} | set(ids)
+        return self._planned_work(self._plan(cur, forgotten))
+
     def _check_start_checkpoints(self, cur: dict[str, Any], forgotten_ids: set[str]) -> None:
         """Refuse before recording anything if a checkpoint a retrain starts from is corrupt."""
         for plan in self._plan(cur, forgotten_ids):
@@ -203,6 +224,9 @@ class RequestsMixin:
         forgotten = set(cur["forgotten"]) | {i for r in todo for i in r.example_ids}
         try:
             plan = self._plan(cur, forgotten)
+            expected = self._planned_work(plan)
+            log.info("retraining %d shard(s): expected work fraction %.4f of full training",
+                     sum(p is not None and p.changed for p in plan), expected)
             jobs = [self._job(p) for p in plan if p is not None and p.changed]
             results = {res.shard: res for res in self.executor_.map(
                 run_shard_job, jobs, progress=self.progress_, description="retrain shards")}
@@ -220,6 +244,7 @@ class RequestsMixin:
             "shards_retrained": sorted(results),
             "slices_replayed": sum(not s["reused"] for s in replayed),
             "slices_reused": sum(bool(s["reused"]) for s in replayed),
+            "expected_work_fraction": expected,
             "work_fraction": sum(s["n"] * s["epochs"] for s in replayed if not s["reused"]) / max(1, full),
             "seconds": seconds,
             "shard_seconds": {str(k): r.wall_s for k, r in results.items()},
@@ -245,7 +270,7 @@ def _applied_fields(version: dict[str, Any]) -> dict[str, Any]:
                             if k in set(batch.get("shards_retrained", []))},
             "timings": {"seconds": batch.get("seconds", 0.0), "shard_seconds": batch.get("shard_seconds", {})},
             "result": {key: batch.get(key) for key in ("shards_retrained", "slices_replayed", "slices_reused",
-                                                       "work_fraction")} | {"batch": batch.get("requests", [])}}
+                                                       "expected_work_fraction", "work_fraction")} | {"batch": batch.get("requests", [])}}
 
 
 __all__ = ["RequestsMixin"]
