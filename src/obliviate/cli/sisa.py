@@ -128,6 +128,7 @@ def train(
                "epochs_per_slice": config.epochs_per_slice, "seconds": round(seconds, 3),
                "n_train": len(sisa.data_), "n_test": len(sisa.test_data_),
                "test_accuracy": sisa.score(sisa.test_data_), "ideal_speedup": config.ideal_speedup(),
+               "ideal_speedup_is_for": "one uniformly random deletion; a batch's expected_work_fraction is in its receipt",
                "source_fingerprint": sisa.files_.read_config()["source_fingerprint"],
                "key_fingerprint": status["ledger"]["key_fingerprint"]})
 
