@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.data import load_dataset
-from obliviate.engine.sisa import AGGREGATORS, LedgerRequest, Sisa, SisaConfig
+from obliviate.engine.sisa import AGGREGATORS, ErasureRequest, Sisa, SisaConfig
 from obliviate.engine.sisa.training import derive_seed, deterministic
 from obliviate.machine import format_load, load_average, machine_info
 from obliviate.models import ModelSpec, build_model
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         k, r = int(rng.integers(s_)), int(rng.integers(r_))
                         victim = str(rng.choice([i for i in placed[k][r] if i not in gone]))
                         gone.add(victim)
-                        reqs.append(LedgerRequest([victim], reason="benchmark batch", request_id=f"batch-{j}"))
+                        reqs.append(ErasureRequest([victim], reason="benchmark batch", request_id=f"batch-{j}"))
                     receipts, w, c = timed(lambda: sisa.forget_many(reqs))
                     batch_row = {"S": s_, "R": r_, "K": args.batch_k, "wall": w, "cpu": c,
                                  "shards": len(receipts[0].shards_retrained), "slices": receipts[0].slices_replayed,
@@ -349,7 +349,7 @@ def issue18_speed(args: Any) -> int:
                 ids = [str(v) for v in rng.choice(pool, size=k, replace=False)]
             expected = sisa.expected_work_fraction(ids)
             load_before = loadavg()
-            reqs = [LedgerRequest([v], reason="benchmark stream", request_id=f"{label}-{j}") for j, v in enumerate(ids)]
+            reqs = [ErasureRequest([v], reason="benchmark stream", request_id=f"{label}-{j}") for j, v in enumerate(ids)]
             receipts, w, c = timed(lambda: sisa.forget_many(reqs))
             gone.update(ids)
             streams.append({"label": label, "k": k, "wall": w, "cpu": c, "shards": len(receipts[0].shards_retrained),

@@ -103,3 +103,40 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of keys to values at the top level.")
     return data
+
+
+def build_dataclass(config_cls: type, overrides: Any, *, owner: str) -> Any:
+    """``config_cls(**overrides)`` for a config dataclass (a method's, a guard's, an attack's).
+
+    Every unknown key is named with its nearest valid one, all at once; values are validated
+    and coerced by pydantic where the fields allow it (``"1e-3"`` -> 0.001).
+    """
+    import dataclasses
+
+    from pydantic import TypeAdapter
+    from pydantic import ValidationError as PydanticValidationError
+    from pydantic.errors import PydanticSchemaGenerationError
+
+    overrides = dict(overrides or {})
+    valid = [f.name for f in dataclasses.fields(config_cls)]
+    problems = []
+    for k in overrides:
+        if k not in valid:
+            hint = closest(k, valid)
+            problems.append(f"{k!r} is not a parameter of {owner}" + (f"; did you mean {hint!r}?" if hint else "")
+                            + f" Valid: {', '.join(valid)}.")
+    if problems:
+        raise ConfigError(f"Invalid configuration for {owner}:", problems)
+    try:
+        try:
+            return TypeAdapter(config_cls).validate_python(overrides)
+        except PydanticSchemaGenerationError:  # a field pydantic cannot describe: construct it directly
+            return config_cls(**overrides)
+    except PydanticValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                    for e in exc.errors()]
+        raise ConfigError(f"Invalid configuration for {owner}:", problems) from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Invalid configuration for {owner}: {exc}") from None

@@ -12,7 +12,7 @@ from obliviate.data import ArrayDataset
 from obliviate.engine.sisa import (
     AGGREGATORS,
     PLACEMENTS,
-    LedgerRequest,
+    ErasureRequest,
     Sisa,
     SisaConfig,
     train_shard_reference,
@@ -136,9 +136,9 @@ def test_forget_equals_training_the_shard_from_scratch_bit_for_bit(sisa, digits)
 
 
 def test_batched_requests_are_grouped_per_shard_and_equal_sequential(sisa, trained, tmp_path, digits):
-    reqs = [LedgerRequest([_slice_of(sisa, 0, 2)[0]], subject="a"),
-            LedgerRequest([_slice_of(sisa, 0, 0)[1]], subject="b"),
-            LedgerRequest([_slice_of(sisa, 1, 1)[2]], subject="c", request_id="client-c")]
+    reqs = [ErasureRequest([_slice_of(sisa, 0, 2)[0]], subject="a"),
+            ErasureRequest([_slice_of(sisa, 0, 0)[1]], subject="b"),
+            ErasureRequest([_slice_of(sisa, 1, 1)[2]], subject="c", request_id="client-c")]
     receipts = sisa.forget_many(reqs)
     assert [r.model_version_after for r in receipts] == [2, 2, 2]
     assert receipts[2].request_id == "client-c"

@@ -23,9 +23,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from obliviate.config import build_dataclass
 from obliviate.errors import ConfigError
 from obliviate.progress import NullProgress, Progress
-from obliviate.registry import Registry, closest
+from obliviate.registry import Registry
 from obliviate.removal.objective import Objective
 from obliviate.training.recipe import Recipe, make_optimizer
 from obliviate.training.trainer import seeded_generator
@@ -125,26 +126,7 @@ class MethodConfig:
 
 def validate_config(config_cls: type, overrides: dict[str, Any], *, owner: str) -> Any:
     """Build ``config_cls(**overrides)``, naming every unknown key and its nearest valid one."""
-    valid = [f.name for f in dataclasses.fields(config_cls)]
-    problems = []
-    for k in overrides:
-        if k not in valid:
-            hint = closest(k, valid)
-            problems.append(f"{k!r} is not a parameter of {owner}" + (f"; did you mean {hint!r}?" if hint else "")
-                            + f" Valid: {', '.join(valid)}.")
-    if problems:
-        raise ConfigError(f"Invalid configuration for {owner}:", problems)
-    # pydantic validates (and coerces) the dataclass fields' types, e.g. "1e-3" -> 0.001
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        return TypeAdapter(config_cls).validate_python(overrides)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                    for e in exc.errors()]
-        raise ConfigError(f"Invalid configuration for {owner}:", problems) from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"Invalid configuration for {owner}: {exc}") from exc
+    return build_dataclass(config_cls, overrides, owner=owner)
 
 
 class RemovalMethod(ABC):

@@ -119,7 +119,7 @@ class Worker:
     # ------------------------------------------------------------------ steps
     def _apply_batch(self, plans: list[Plan]) -> None:
         """SISA: every request of the batch in one forget_many (each affected shard retrained once)."""
-        from obliviate.engine.sisa import LedgerRequest
+        from obliviate.engine.sisa import ErasureRequest
         from obliviate.policy.runners import HandleContext, _sisa_store
 
         steps = [next((s for s in p.steps if s.intervention == "sisa-forget"), None) for p in plans]
@@ -128,7 +128,7 @@ class Worker:
             return  # one request: handle's own runner applies it
         ctx = HandleContext(self.settings.workdir, self.key)
         sisa, _ = _sisa_store(todo[0][0], todo[0][1], ctx)
-        reqs = [LedgerRequest(ids=tuple(p.request.what.ids), subject=(p.request.what.subjects[0]
+        reqs = [ErasureRequest(ids=tuple(p.request.what.ids), subject=(p.request.what.subjects[0]
                               if len(p.request.what.subjects) == 1 and not p.request.what.ids else None),
                               reason=p.request.why.value, request_id=p.request.request_id) for p, _ in todo]
         with sisa:

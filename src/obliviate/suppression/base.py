@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from obliviate.config import build_dataclass
 from obliviate.errors import ConfigError, NotFittedError
-from obliviate.registry import Registry, closest
+from obliviate.registry import Registry
 
 __all__ = ["Action", "Stage", "Decision", "GuardContext", "Guard", "OnFail", "GuardSpec", "GUARDS",
            "make_config", "KIND"]
@@ -115,22 +116,7 @@ class OnFail:
 
 def make_config(config_cls: type, overrides: Mapping[str, Any] | None, *, owner: str) -> Any:
     """``config_cls(**overrides)``, naming every unknown key and its nearest valid one."""
-    overrides = dict(overrides or {})
-    valid = [f.name for f in dataclasses.fields(config_cls)]
-    problems = []
-    for k in overrides:
-        if k not in valid:
-            hint = closest(k, valid)
-            problems.append(f"{k!r} is not a parameter of {owner}" + (f"; did you mean {hint!r}?" if hint else "")
-                            + f" Valid: {', '.join(valid)}.")
-    if problems:
-        raise ConfigError(f"Invalid configuration for {owner}:", problems)
-    try:
-        return config_cls(**overrides)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"Invalid configuration for {owner}: {exc}") from None
+    return build_dataclass(config_cls, overrides, owner=owner)
 
 
 class Guard:

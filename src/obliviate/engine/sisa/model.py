@@ -32,7 +32,7 @@ from obliviate.engine.keys import SigningKey, VerifyKey, default_key_path
 from obliviate.engine.ledger import Ledger, utc_now
 from obliviate.engine.sisa.aggregate import AGGREGATORS
 from obliviate.engine.sisa.config import SisaConfig
-from obliviate.engine.sisa.receipts import ForgetReceipt, LedgerRequest
+from obliviate.engine.sisa.receipts import ForgetReceipt, ErasureRequest
 from obliviate.engine.sisa.recovery import remove_unused
 from obliviate.engine.sisa.requests import RequestsMixin
 from obliviate.engine.sisa.training import (
@@ -421,4 +421,4 @@ class Sisa(RequestsMixin):
                 "ideal_speedup": self.config_.ideal_speedup()}
 
 
-__all__ = ["ForgetReceipt", "LedgerRequest", "STORE_FORMAT", "Sisa"]
+__all__ = ["ForgetReceipt", "ErasureRequest", "STORE_FORMAT", "Sisa"]

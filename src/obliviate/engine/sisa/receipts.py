@@ -38,7 +38,7 @@ _FIELDS_CHECKED = ("subject", "example_ids", "reason", "received_at")
 
 
 @dataclass(frozen=True)
-class LedgerRequest:
+class ErasureRequest:
     """One erasure request as the ledger records it: example ids and/or a subject, a reason, an id.
 
     What to forget is an :class:`obliviate.data.request.ForgetRequest`; :meth:`Sisa.forget`
@@ -197,4 +197,4 @@ def check_receipt_in_ledger(ledger: Ledger, doc: dict[str, Any], *, source: str 
             "entry": int(entry["seq"]), "head": int(head["seq"])}
 
 
-__all__ = ["ForgetReceipt", "LedgerRequest", "check_receipt_in_ledger", "load_receipt", "verify_receipt"]
+__all__ = ["ErasureRequest", "ForgetReceipt", "check_receipt_in_ledger", "load_receipt", "verify_receipt"]

@@ -19,7 +19,7 @@ import numpy as np
 from obliviate.engine.ledger import derive_request_id, utc_now
 from obliviate.data.forget import select
 from obliviate.data.request import ForgetRequest
-from obliviate.engine.sisa.receipts import ForgetReceipt, LedgerRequest
+from obliviate.engine.sisa.receipts import ForgetReceipt, ErasureRequest
 from obliviate.engine.sisa.recovery import find_residue, remove_residue, requested_ids
 from obliviate.engine.sisa.training import run_shard_job
 from obliviate.engine.sisa.verify import check_ledger, sign_version
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class RequestsMixin:
     """Forget requests on a SISA store (mixed into :class:`~obliviate.engine.sisa.model.Sisa`)."""
 
-    def _resolve(self, req: LedgerRequest) -> list[str]:
+    def _resolve(self, req: ErasureRequest) -> list[str]:
         data = self.data_
         ids = [str(i) for i in req.ids]
         if req.subject is not None and not ids:
@@ -50,14 +50,14 @@ class RequestsMixin:
         return ids
 
     def _envelope(self, what: Sequence[str] | ForgetRequest, subject: str | None, reason: str | None,
-                  request_id: str | None) -> LedgerRequest:
+                  request_id: str | None) -> ErasureRequest:
         """The ledger's record of a request: a ForgetRequest is resolved against the store's data into ids."""
         if isinstance(what, ForgetRequest):
             ids = [str(self.data_.ids[i]) for i in select(self.data_, what)]
             if subject is None and len(what.subjects) == 1:
                 subject = what.subjects[0]
-            return LedgerRequest(tuple(ids), subject, reason, request_id)
-        return LedgerRequest(what, subject, reason, request_id)
+            return ErasureRequest(tuple(ids), subject, reason, request_id)
+        return ErasureRequest(what, subject, reason, request_id)
 
     def submit(self, ids: Sequence[str] | ForgetRequest = (), *, subject: str | None = None,
                reason: str | None = None, request_id: str | None = None) -> ForgetReceipt:
@@ -73,7 +73,7 @@ class RequestsMixin:
         """
         return self._submit_all([self._envelope(ids, subject, reason, request_id)], apply=True)[0]
 
-    def forget_many(self, requests: Sequence[LedgerRequest]) -> list[ForgetReceipt]:
+    def forget_many(self, requests: Sequence[ErasureRequest]) -> list[ForgetReceipt]:
         """Record several requests, then apply them together: each affected shard is
         retrained once, from the earliest slice any of them touches."""
         return self._submit_all(list(requests), apply=True)
@@ -105,7 +105,7 @@ class RequestsMixin:
         return ForgetReceipt.from_ledger(self.ledger_.get(request_id), duplicate=duplicate,  # type: ignore[arg-type]
                                          ledger=self.ledger_)
 
-    def _submit_all(self, requests: list[LedgerRequest], *, apply: bool) -> list[ForgetReceipt]:
+    def _submit_all(self, requests: list[ErasureRequest], *, apply: bool) -> list[ForgetReceipt]:
         with self.files_.lock():
             self._check_ledger()
             self._ensure_state()
@@ -115,7 +115,7 @@ class RequestsMixin:
             cur = self.current()
             forgotten = set(cur["forgotten"])
             pending_ids = {i: r.request_id for r in self.ledger_.pending() for i in r.example_ids}
-            plans: list[tuple[str, LedgerRequest, list[str] | None]] = []
+            plans: list[tuple[str, ErasureRequest, list[str] | None]] = []
             claimed: dict[str, str] = {}
             for req in requests:
                 existing = self.ledger_.get(req.request_id) if req.request_id else None
