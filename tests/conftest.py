@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,36 @@ def digits_class_setup(digits):
     retrained = train_cached(spec, split.retain, recipe, seed=0, n_classes=10)
     return {"bundle": digits, "split": split, "recipe": recipe, "spec": spec,
             "original": original, "retrained": retrained}
+
+
+# --- headless Chromium for the report and dashboard tests
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("OBLIVIATE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright; skipped (never passed) where either is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set OBLIVIATE_CHROMIUM)")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=exe, args=ARGS)
+        except Exception as e:  # a browser that cannot start is an environment problem
+            pytest.skip(f"Chromium at {exe} did not start: {e}")
+        yield b
+        b.close()

@@ -7,40 +7,11 @@ every image loaded. Skipped (not passed) where playwright or Chromium is missing
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 WIDTH = 1280
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("OBLIVIATE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright)")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium found (apt-get install chromium, or set OBLIVIATE_CHROMIUM)")
-    with sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=exe, args=ARGS)
-        except Exception as e:  # a browser that cannot start is an environment problem, not a report bug
-            pytest.skip(f"Chromium at {exe} did not start: {e}")
-        yield b
-        b.close()
 
 
 @pytest.mark.slow

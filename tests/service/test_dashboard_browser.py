@@ -6,43 +6,10 @@ Skipped (never passed) where Playwright or Chromium is missing.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.service.conftest import KEYS, Server, make_settings, request_doc
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("OBLIVIATE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright)")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium found (apt-get install chromium, or set OBLIVIATE_CHROMIUM)")
-    with sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=exe, args=ARGS)
-        except Exception as e:  # a browser that cannot start is an environment problem
-            pytest.skip(f"Chromium at {exe} did not start: {e}")
-        yield b
-        b.close()
-
 
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory):
