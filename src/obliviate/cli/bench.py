@@ -44,6 +44,10 @@ def bench(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: cpu]"),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: torch's]"),
+    tune: bool = typer.Option(False, "--tune", help="Choose each approximate method's settings and stopping point without the retrained model (oracle-free targets); the selection's time counts in wall_ratio."),
+    executor: str | None = typer.Option(None, "--executor", help="Where seeds and methods run: serial, process or ray. [default: serial]"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster (address or 'auto') instead of starting a local one."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (process) or CPUs of a local Ray instance (ray). [default: all cores]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results of an earlier run in --out."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
@@ -58,7 +62,8 @@ def bench(
     data: dict[str, Any] = load_config_file(config) if config else {}
     flags = {"task": task, "split": split, "model_path": model_path, "dataset": dataset, "data_dir": data_dir, "model": model, "forget": forget, "methods": methods,
              "seeds": seeds, "out": out, "cache_dir": cache_dir, "device": device, "model_weights": model_weights,
-             "threads": threads, "strata": strata, "train_subset": train_subset}
+             "threads": threads, "strata": strata, "train_subset": train_subset,
+             "executor": executor, "ray_address": ray_address, "workers": workers}
     if dataset is not None:
         data.pop("data", None)  # a built-in named on the command line replaces the file's own data
     apply_data_flags(data, {"path": data_path, "label_column": label_column, "id_column": id_column,
@@ -74,6 +79,8 @@ def bench(
         data.setdefault("budget", {})["max_seconds"] = max_seconds
     for m, params in parse_assignments(set_).items():
         data.setdefault("method_config", {}).setdefault(m, {}).update(params)
+    if tune:
+        data["tune"] = True
     if no_cache:
         data["use_cache"] = False
     data["progress"] = progress and data.get("progress", True)

@@ -44,12 +44,19 @@ class Budget:
 
     max_steps: int | None = None
     max_seconds: float | None = None
+    #: early stopping: every ``monitor_every`` steps the method's working model is passed to
+    #: ``monitor(model, steps)``; a returned string stops the method and becomes ``stopped_by``
+    #: (the oracle-free selection of :mod:`obliviate.tasks.tuning` stops on its targets this way).
+    monitor: Callable[[nn.Module, int], str | None] | None = None
+    monitor_every: int = 0
 
     def __post_init__(self) -> None:
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"Budget.max_steps must be >= 1 or None; got {self.max_steps}.")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"Budget.max_seconds must be > 0 or None; got {self.max_seconds}.")
+        if self.monitor is not None and self.monitor_every < 1:
+            raise ConfigError(f"Budget.monitor_every must be >= 1 with a monitor; got {self.monitor_every}.")
 
 
 @dataclass
@@ -89,11 +96,13 @@ class RemovalRecord:
 class StepBudget:
     """Counts steps against a :class:`Budget`; methods ask ``ok()`` before each step."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, model: nn.Module | None = None) -> None:
         self.budget = budget
+        self.model = model  # the working model a budget's monitor looks at
         self.steps = 0
         self.stopped_by = "completed"
         self._t0 = time.perf_counter()
+        self._monitored_at = 0
 
     def ok(self) -> bool:
         if self.budget.max_steps is not None and self.steps >= self.budget.max_steps:
@@ -102,6 +111,16 @@ class StepBudget:
         if self.budget.max_seconds is not None and time.perf_counter() - self._t0 >= self.budget.max_seconds:
             self.stopped_by = "max_seconds"
             return False
+        b = self.budget
+        if (b.monitor is not None and self.model is not None and self.steps > 0
+                and self.steps - self._monitored_at >= b.monitor_every):
+            self._monitored_at = self.steps
+            was_training = self.model.training
+            reason = b.monitor(self.model, self.steps)
+            self.model.train(was_training)
+            if reason:
+                self.stopped_by = str(reason)
+                return False
         return True
 
     def step(self) -> None:
@@ -163,8 +182,8 @@ class RemovalMethod(ABC):
     def unlearn(self, model: nn.Module, task: UnlearningTask, *, budget: Budget | None = None,
                 progress: Progress | None = None) -> tuple[nn.Module, RemovalRecord]:
         """Return an unlearned copy of ``model`` and the record of what was done."""
-        ctl = StepBudget(budget or Budget())
         work = copy.deepcopy(model).to(task.device)
+        ctl = StepBudget(budget or Budget(), work)
         t0 = time.perf_counter()
         out, extra = self._run(work, model, task, ctl, progress or NullProgress())
         wall = time.perf_counter() - t0

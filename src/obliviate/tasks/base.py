@@ -88,6 +88,16 @@ class RunConfig(StrictModel):
     #: torch CPU threads; None leaves torch's default. Small models run fastest on 1 thread,
     #: and more threads than free cores make every step slower (OpenMP spin-waiting).
     threads: int | None = Field(default=None, ge=1)
+    #: choose each approximate method's settings and stopping point without the retrained model
+    #: (oracle-free targets a user can compute; see :mod:`obliviate.tasks.tuning`). The selection's
+    #: time counts in the method's ``wall_ratio``; rows carry ``tuned`` and ``tuning_s``.
+    tune: bool = False
+    #: where the seeds and methods run: ``serial`` (this process), ``process`` or ``ray``
+    executor: str = "serial"
+    #: an existing Ray cluster's address (``ray://host:10001`` or ``auto``); None starts a local one
+    ray_address: str | None = None
+    #: worker processes (process executor) or CPUs of the local Ray instance; None: all cores
+    workers: int | None = Field(default=None, ge=1)
 
     @field_validator("seeds", mode="before")
     @classmethod
