@@ -138,6 +138,9 @@ class MethodConfig:
     """
 
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the oracle-free selection's search space per task profile (``{"classification": {"lr": [...],
+    #: "epochs": [...], ...}}``), candidates ordered gentlest first; see :mod:`obliviate.tasks.tuning`
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
