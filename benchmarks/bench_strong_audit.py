@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=100,
                     help="training epochs (the original must fit its training data: on the 1,500-image "
                          "subset the data set's 40 epochs fit only 95%%, 100 epochs fit 100%%)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the data set's recipe)")
+    ap.add_argument("--batch-size", type=int, default=None, help="batch size (default: the data set's recipe)")
     ap.add_argument("--methods", default=METHODS)
     ap.add_argument("--forget", default="random:0.1")
     ap.add_argument("--relearn-steps", type=int, default=20)
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": "fashion-mnist", "data_dir": args.data_dir, "model": "mlp", "forget": args.forget,
         "methods": args.methods.split(","), "seeds": [args.seed], "threads": args.threads,
         "out": str(args.out), "cache_dir": cache, "progress": args.progress,
-        "train_subset": args.train_subset or None, "recipe": {"epochs": args.epochs},
+        "train_subset": args.train_subset or None, "recipe": {"epochs": args.epochs, **({"lr": args.lr} if args.lr else {}),
+                   **({"batch_size": args.batch_size} if args.batch_size else {})},
     }, source="bench_strong_audit")
     result = run_bench(cfg, progress=progress)
     write_reports(result, args.out)
