@@ -192,3 +192,6 @@ def test_bfloat16_kernel_learns_like_the_bfloat16_reference():
     assert fast.params["0.weight"].dtype == torch.float32  # master weights stay float32
     f32 = train_replicas(_factory, X, Y, mask, [5, 6], recipe=ReplicaRecipe(epochs=3, batch_size=32, lr=0.05))
     assert not torch.equal(f32.params["0.weight"], fast.params["0.weight"])  # bfloat16 really ran
+    vm = train_replicas(_factory, X, Y, mask, [5, 6], recipe=recipe, kernel="vmap")  # autocast in the vmap path
+    acc_vm = (vm.predict_logits(XT).argmax(-1) == YT).mean(axis=1)
+    assert np.abs(acc_vm - acc_ref).max() < 0.03
