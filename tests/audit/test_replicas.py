@@ -129,3 +129,69 @@ def test_replica_chunks_round_trip_through_the_model_cache(trained, tmp_path, ca
     off = ReplicaCache(ModelCache(tmp_path / "off", enabled=False), factory)
     off.store("k", states, {})
     assert off.load("k", 3) is None and not (tmp_path / "off").exists()
+
+
+# --------------------------------------------------------------------------- the grouped-matmul MLP kernel
+def _mask3(n: int) -> np.ndarray:
+    return np.random.default_rng(4).random((3, n)) < np.array([[0.3], [0.6], [0.9]])  # unequal sizes
+
+
+@pytest.mark.parametrize("optimizer, lr, schedule", [("sgd", 0.05, "cosine"), ("adam", 0.01, "constant")])
+def test_mlp_kernel_matches_vmap_and_the_plain_loop(optimizer, lr, schedule):
+    x, y = X[:200], Y[:200]
+    recipe = ReplicaRecipe(epochs=2, batch_size=16, lr=lr, optimizer=optimizer, weight_decay=1e-3, schedule=schedule)
+    fast = train_replicas(_factory, x, y, _mask3(200), [0, 1, 2], recipe=recipe, kernel="mlp")
+    slow = train_replicas(_factory, x, y, _mask3(200), [0, 1, 2], recipe=recipe, kernel="vmap")
+    plain = train_one_at_a_time(_factory, x, y, _mask3(200), [0, 1, 2], recipe=recipe)
+    for a, b, module in zip(fast.state_dicts(), slow.state_dicts(), plain):
+        for k, v in module.state_dict().items():
+            torch.testing.assert_close(a[k], v, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+    moved = (fast.params["0.weight"] - slow.params["0.weight"]).abs().max()
+    assert moved < 1e-5 and not torch.equal(fast.params["0.weight"][0], fast.params["0.weight"][1])
+
+
+def test_mlp_kernel_is_used_only_for_plain_mlps():
+    from obliviate.engine.replicas.training import _mlp_layers
+
+    x = torch.from_numpy(X[:8])
+    nested = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(D, 8), nn.ReLU()), nn.Linear(8, C, bias=False))
+    layers = _mlp_layers(nested, x)
+    assert [(la.weight, la.bias, la.relu) for la in layers] == [("1.0.weight", "1.0.bias", True), ("2.weight", None, False)]
+
+    class Skip(nn.Module):  # the same leaves, wired differently: not a chain
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(D, D), nn.Linear(D, C)
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.b(t + self.a(t))
+
+    assert _mlp_layers(Skip(), x) is None
+    assert _mlp_layers(nn.Sequential(nn.Linear(D, 8), nn.Tanh(), nn.Linear(8, C)), x) is None
+    assert _mlp_layers(nn.Sequential(nn.Linear(D, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, C)), x) is None
+    mask = np.ones((2, X.shape[0]), bool)
+    with pytest.raises(ConfigError, match="kernel='mlp' needs a plain MLP"):
+        train_replicas(Skip, X, Y, mask, [0, 1], kernel="mlp")
+    with pytest.raises(ConfigError, match="'kernel'"):
+        train_replicas(_factory, X, Y, mask, [0, 1], kernel="bmm")
+    with pytest.raises(ConfigError, match="precision"):
+        train_replicas(_factory, X, Y, mask, [0, 1], recipe=ReplicaRecipe(precision="fp16"))
+
+
+def test_bfloat16_kernel_learns_like_the_bfloat16_reference():
+    """bfloat16 runs agree in accuracy, not bit for bit: rounding differs, so trajectories drift apart."""
+    recipe = ReplicaRecipe(epochs=3, batch_size=32, lr=0.05, precision="bfloat16")
+    mask = np.ones((2, X.shape[0]), bool)
+    fast = train_replicas(_factory, X, Y, mask, [5, 6], recipe=recipe)
+    plain = train_one_at_a_time(_factory, X, Y, mask, [5, 6], recipe=recipe)
+    ref = StackedReplicas.from_modules(plain, model_factory=_factory, seeds=[5, 6])
+    acc_fast = (fast.predict_logits(XT).argmax(-1) == YT).mean(axis=1)
+    acc_ref = (ref.predict_logits(XT).argmax(-1) == YT).mean(axis=1)
+    assert acc_fast.min() > 0.85 and np.abs(acc_fast - acc_ref).max() < 0.03
+    assert fast.params["0.weight"].dtype == torch.float32  # master weights stay float32
+    f32 = train_replicas(_factory, X, Y, mask, [5, 6], recipe=ReplicaRecipe(epochs=3, batch_size=32, lr=0.05))
+    assert not torch.equal(f32.params["0.weight"], fast.params["0.weight"])  # bfloat16 really ran
+    vm = train_replicas(_factory, X, Y, mask, [5, 6], recipe=recipe, kernel="vmap")  # autocast in the vmap path
+    acc_vm = (vm.predict_logits(XT).argmax(-1) == YT).mean(axis=1)
+    assert np.abs(acc_vm - acc_ref).max() < 0.03

@@ -67,6 +67,7 @@ class AuditSettings:
     workers: int | None = None
     threads: int | None = None
     device: str | None = None                    # None: the run's device
+    precision: str = "float32"                   # replica training: "float32" or "bfloat16" (autocast matmuls)
     use_cache: bool = True
     cache_dir: str | None = None                 # None: the run's cache_dir, else the default cache
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -242,6 +243,8 @@ def _check_settings(s: AuditSettings) -> None:
             problems.append(f"{name} must be an int >= {low}; got {value!r}.")
     if s.threads is not None and not (isinstance(s.threads, int) and s.threads >= 1):
         problems.append(f"--threads must be >= 1; got {s.threads!r}.")
+    if s.precision not in ("float32", "bfloat16"):
+        problems.append(f"--precision must be 'float32' or 'bfloat16'; got {s.precision!r}.")
     if s.relearn_lr is not None and not s.relearn_lr > 0:
         problems.append(f"relearn_lr must be > 0; got {s.relearn_lr!r}.")
     if problems:
@@ -334,7 +337,11 @@ def _build_groups(run: RunFiles, settings: AuditSettings, methods: list[str], se
     recipe = cfg.recipe.resolve(cfg.dataset)
     rrecipe = ReplicaRecipe(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                             optimizer=recipe.optimizer, momentum=recipe.momentum,
-                            weight_decay=recipe.weight_decay, schedule=recipe.schedule)
+                            weight_decay=recipe.weight_decay, schedule=recipe.schedule,
+                            precision=settings.precision)
+    if settings.precision != "float32":
+        notes.append(f"Replica models were trained with {settings.precision} matrix multiplies (float32 master "
+                     "weights and optimizer state), the bench's own models in float32.")
     spec = ModelSpec(cfg.model, dict(cfg.model_options))
     factory = ArchitectureFactory(cfg.model, dict(cfg.model_options), tuple(train.input_shape), int(train.n_classes))
     if cfg.model_weights:

@@ -22,6 +22,7 @@ def audit(
     chunk: int = typer.Option(8, help="Replicas trained together in one job."),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: the run's]"),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: the run's]"),
+    precision: str = typer.Option("float32", help="Replica training precision: float32, or bfloat16 (matrix multiplies in bfloat16, float32 master weights)."),
     cache_dir: str | None = typer.Option(None, "--cache-dir", help="Model cache for replicas and memorisation scores. [default: the run's, else ~/.cache/obliviate/models or OBLIVIATE_CACHE]"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Retrain replicas (and recompute scores) instead of reusing cached ones; write nothing to the cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
@@ -36,7 +37,7 @@ def audit(
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
     settings = AuditSettings(attacks=parse_attacks(attacks), replicas=replicas, methods=chosen, seed=seed,
                              relearn_steps=relearn_steps, executor=executor, workers=workers, chunk=chunk,
-                             threads=threads, device=device, use_cache=not no_cache, cache_dir=cache_dir)
+                             threads=threads, device=device, precision=precision, use_cache=not no_cache, cache_dir=cache_dir)
     result = run_audit(run, settings, progress=get_progress(progress))
     paths = write_audit(run, result)
     typer.echo(audit_markdown(result).replace("<!-- obliviate-audit:start -->\n", "")
