@@ -8,7 +8,8 @@ method reseeded; see :meth:`SeedRun.run_methods`):
   and the records back.
 * ``method``: a *setup* job per seed trains (or loads) the original and the reference
   and sends back its reference records and the state dicts of every model it trained or
-  loaded (tensors, keyed by their model-cache key); then one job per (seed, method)
+  loaded (tensors, keyed by their model-cache key; the driver puts them in Ray's object
+  store once per seed); then one job per (seed, method)
   rebuilds the seed run from those shipped states (:class:`ShippedCache`: a cache hit,
   no retraining, no shared filesystem needed) and runs its one method. A method job
   repeats the seed's cheap setup (the split, forward passes for the reference outputs;
@@ -103,7 +104,7 @@ class SeedJob:
 class MethodJob:
     seed: int
     method: str
-    shipped: Shipped = field(repr=False)
+    shipped: Any = field(repr=False)  # the seed's Shipped models, or an executor handle to them (Executor.put)
 
 
 @dataclass
@@ -143,15 +144,18 @@ def method_job(ctx: JobContext, job: MethodJob) -> tuple[dict[str, Any], dict[st
     """One method of one seed in a worker, on the seed run rebuilt from the setup job's shipped models."""
     from obliviate.audit.memorization import using_cache
 
+    from obliviate.engine.executor import resolve
+
     t0 = time.perf_counter()
     _prepare(ctx)
-    cache = ShippedCache(ctx.cache, job.shipped)
+    shipped: Shipped = resolve(job.shipped)
+    cache = ShippedCache(ctx.cache, shipped)
     with using_cache(ctx.cache):
         run = ctx.task.seed_run(job.seed, cache=cache, progress=NullProgress())
         [record] = run.run_methods([job.method], Budget(**ctx.budget), NullProgress())
     where = _where(t0)
     where["shipped_hits"] = len(cache.hits)
-    if not cache.hits and job.shipped:
+    if not cache.hits and shipped:
         log.warning("seed %d %s: no shipped model matched (another torch thread count or runtime in this "
                     "worker?); its seed's models were trained again here", job.seed, job.method)
     return record, where

@@ -108,10 +108,12 @@ def _run_jobs(task: Task, cfg: RunConfig, methods: list[str], cache: Any, progre
     t0 = time.perf_counter()
     with make_executor(cfg.executor, **executor_options(cfg.executor, workers=cfg.workers,
                                                         address=cfg.ray_address)) as ex:
-        shared = ex.put(ctx) if hasattr(ex, "put") else ctx  # the task and its data travel once
+        t_start = time.perf_counter()
+        shared = ex.put(ctx)  # the task and its data travel once (Ray starts here)
         slots = _slots(ex, cfg)
         unit = job_unit if job_unit != "auto" else ("seed" if len(seeds) >= slots or not methods else "method")
-        info: dict[str, Any] = {**ex.describe(), "unit": unit, "slots": slots, "jobs": []}
+        info: dict[str, Any] = {**ex.describe(), "unit": unit, "slots": slots, "jobs": [],
+                                "start_s": time.perf_counter() - t_start}
         log.info("running %d seed(s) x %d method(s) on %s as %s jobs (%d at once)", len(seeds), len(methods),
                  cfg.executor, unit, slots)
         if unit == "seed":
@@ -122,7 +124,9 @@ def _run_jobs(task: Task, cfg: RunConfig, methods: list[str], cache: Any, progre
         else:
             outs = ex.map(seed_job, [SeedJob(s, [], ship=True) for s in seeds], shared=shared, progress=progress,
                           description=f"setup (original + reference) on {cfg.executor}")
-            jobs = [MethodJob(s, m, o.shipped) for s, o in zip(seeds, outs, strict=True) for m in methods]
+            # each seed's model states go to the object store once, not once per method job
+            handles = [ex.put(o.shipped) for o in outs]
+            jobs = [MethodJob(s, m, h) for s, h in zip(seeds, handles, strict=True) for m in methods]
             done = ex.map(method_job, jobs, shared=shared, progress=progress,
                           description=f"methods on {cfg.executor}")
             info["jobs"] = [{"seed": s, "setup": True, **o.job} for s, o in zip(seeds, outs, strict=True)]

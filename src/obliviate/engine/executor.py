@@ -47,6 +47,14 @@ class Executor:
         """``[fn(item) ...]`` (``[fn(shared, item) ...]`` when ``shared`` is given), in input order."""
         raise NotImplementedError
 
+    def put(self, obj: Any) -> Any:
+        """A handle to ``obj`` for ``map(shared=...)`` or inside items (:func:`resolve` reads it in a job).
+
+        In-process and process-pool backends hand ``obj`` itself back; Ray stores it once in the
+        cluster's object store, so many jobs read one copy instead of one copy each.
+        """
+        return obj
+
     def close(self) -> None:
         """Release workers; the executor is unusable afterwards."""
 
@@ -250,6 +258,15 @@ class RayExecutor(Executor):
         return out
 
 
+def resolve(handle: Any) -> Any:
+    """The object behind a handle from :meth:`Executor.put` (in a job; Ray references are fetched)."""
+    if type(handle).__name__ == "ObjectRef" and type(handle).__module__.startswith("ray"):
+        import ray
+
+        return ray.get(handle)
+    return handle
+
+
 ExecutorFactory = Callable[..., Executor]
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor")
 EXECUTORS.register("serial", SerialExecutor)
@@ -302,4 +319,4 @@ def make_executor(backend: str | Executor = "serial", **options: Any) -> Executo
 
 
 __all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "RayExecutor", "SerialExecutor", "check_executor",
-           "executor_options", "make_executor"]
+           "executor_options", "make_executor", "resolve"]
