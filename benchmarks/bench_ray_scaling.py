@@ -15,7 +15,7 @@ and reference is trained inside the timed run):
 Wall times include starting Ray (reported apart as ``start``). Each Ray run's records
 are compared with the serial run's (every field except timing fields). Audit: a digits
 bench run audited with 8 replicas per side (LiRA, U-LiRA; chunks of 2, so 4 jobs per
-group) serially and on Ray with 1 and 2 CPUs, fresh replica caches, verdict numbers
+group, one executor map per group) serially and on Ray with 1 and 2 CPUs, fresh replica caches, verdict numbers
 compared. Writes ``benchmarks/results/ray_scaling.md`` and the raw timings to
 ``benchmarks/results/ray_scaling.json``.
 """
@@ -165,8 +165,9 @@ def main() -> int:
             lines.append(f"\n1 -> 2 workers ({r['run']}): {ray1['wall_s']:.1f} s -> {r['wall_s']:.1f} s = "
                          f"{ray1['wall_s'] / r['wall_s']:.2f}x (ideal 2x).")
     if audit:
-        lines += ["", f"Audit replicas: a digits run, {args.replicas} replicas per side, LiRA + U-LiRA, chunks of 2 "
-                  "(4 jobs per group; trained, retrained, oracle, unlearned:finetune), fresh replica cache per run.",
+        lines += ["", f"Audit replicas: a digits MLP run (30 epochs), {args.replicas} replicas per side, LiRA + U-LiRA, "
+                  f"chunks of 2 ({(args.replicas + 1) // 2} jobs per group; groups trained, retrained, oracle, "
+                  "unlearned:finetune, one map each), fresh replica cache per run.",
                   "", "| run | - | wall s | speed-up vs serial | replica groups s | load before -> after | "
                   "verdict numbers == serial |", "|---|---|---:|---:|---:|---|:---:|"]
         base = audit[0]["wall_s"]
