@@ -79,15 +79,7 @@ def test_process_pool_trains_the_same_bits(serial_store, digits, tmp_path):
             assert _same_bits(s.current(), expected)
 
 
-# ---------------------------------------------------------------- Ray: one local instance for the module
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install obliviate[ray]); Ray backend not tested")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
+# ---------------------------------------------------------------- Ray: the session's local instance (conftest)
 @pytest.mark.slow
 def test_ray_map_keeps_order(ray_cluster):
     with make_executor("ray") as ex:

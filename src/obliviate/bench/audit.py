@@ -64,7 +64,8 @@ class AuditSettings:
     eval_examples: int = 5000                    # retain/test examples for accuracies (seeded sample)
     chunk: int = 8                               # replicas per training job
     executor: str = "serial"
-    workers: int | None = None
+    workers: int | None = None                   # processes (process) or CPUs of a local Ray instance (ray)
+    ray_address: str | None = None               # join this Ray cluster instead of starting a local one
     threads: int | None = None
     device: str | None = None                    # None: the run's device
     precision: str = "float32"                   # replica training: "float32" or "bfloat16" (autocast matmuls)
@@ -228,6 +229,8 @@ def load_bundle(run: RunFiles) -> Any:
 
 
 def _check_settings(s: AuditSettings) -> None:
+    from obliviate.engine.executor import check_executor
+
     problems = []
     strong = [a for a in s.attacks if "replicas" in ATTACKS.get(a).needs]
     if strong and not (isinstance(s.replicas, int) and s.replicas >= MIN_REPLICAS):
@@ -245,6 +248,7 @@ def _check_settings(s: AuditSettings) -> None:
         problems.append(f"--threads must be >= 1; got {s.threads!r}.")
     if s.precision not in ("float32", "bfloat16"):
         problems.append(f"--precision must be 'float32' or 'bfloat16'; got {s.precision!r}.")
+    problems += check_executor(s.executor, workers=s.workers, address=s.ray_address)
     if s.relearn_lr is not None and not s.relearn_lr > 0:
         problems.append(f"relearn_lr must be > 0; got {s.relearn_lr!r}.")
     if problems:
@@ -318,7 +322,7 @@ def _build_groups(run: RunFiles, settings: AuditSettings, methods: list[str], se
                   progress: Progress, timing: dict[str, Any], notes: list[str]) -> _Groups:
     from obliviate.audit.memorization import using_cache
     from obliviate.data.forget import split_forget
-    from obliviate.engine.executor import make_executor
+    from obliviate.engine.executor import executor_options, make_executor
     from obliviate.engine.replicas import ReplicaRecipe
     from obliviate.engine.replicas.groups import (ArchitectureFactory, ReplicaCache, chunks, mask_digest, run_chunks,
                                                   train_job, unlearn_job)
@@ -358,7 +362,8 @@ def _build_groups(run: RunFiles, settings: AuditSettings, methods: list[str], se
     parts = chunks(n_rep, settings.chunk)
     states: dict[str, list[Any]] = {}
     chunk_keys: dict[str, list[str]] = {}
-    with make_executor(settings.executor, **({"max_workers": settings.workers} if settings.workers else {})) as ex:
+    options = executor_options(settings.executor, workers=settings.workers, address=settings.ray_address)
+    with make_executor(settings.executor, **options) as ex:
         for group, mask in (("trained", None), ("retrained", retain_mask), ("oracle", retain_mask)):
             sg = seeds[group]
             keys = [cache_key(**base_key, mask=mask_digest(mask), seeds=[sg[i] for i in c]) for c in parts]

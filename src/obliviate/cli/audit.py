@@ -18,7 +18,8 @@ def audit(
     seed: int | None = typer.Option(None, help="Which of the run's seeds (its forget set) to audit. [default: the first]"),
     relearn_steps: int = typer.Option(20, "--relearn-steps", help="Adam steps of the relearning attack."),
     executor: str = typer.Option("serial", help="Where replica jobs run: serial, process or ray."),
-    workers: int | None = typer.Option(None, help="Worker processes for --executor process."),
+    workers: int | None = typer.Option(None, help="Worker processes (--executor process) or CPUs of a local Ray instance (--executor ray). [default: all cores]"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster (host:port, ray://host:10001 or 'auto') instead of starting a local one."),
     chunk: int = typer.Option(8, help="Replicas trained together in one job."),
     threads: int | None = typer.Option(None, help="Torch CPU threads (1 is fastest for small models). [default: the run's]"),
     device: str | None = typer.Option(None, help="Torch device (cpu, cuda). [default: the run's]"),
@@ -36,8 +37,9 @@ def audit(
     setup_logging(verbose)
     chosen = None if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
     settings = AuditSettings(attacks=parse_attacks(attacks), replicas=replicas, methods=chosen, seed=seed,
-                             relearn_steps=relearn_steps, executor=executor, workers=workers, chunk=chunk,
-                             threads=threads, device=device, precision=precision, use_cache=not no_cache, cache_dir=cache_dir)
+                             relearn_steps=relearn_steps, executor=executor, workers=workers, ray_address=ray_address,
+                             chunk=chunk, threads=threads, device=device, precision=precision, use_cache=not no_cache,
+                             cache_dir=cache_dir)
     result = run_audit(run, settings, progress=get_progress(progress))
     paths = write_audit(run, result)
     typer.echo(audit_markdown(result).replace("<!-- obliviate-audit:start -->\n", "")

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 from obliviate.config import StrictModel
 from obliviate.data.forget import check_request
 from obliviate.data.request import ForgetRequest
+from obliviate.engine.executor import check_executor
 from obliviate.errors import ConfigError, ObliviateError
 from obliviate.progress import Progress
 from obliviate.registry import closest
@@ -243,6 +244,7 @@ class Task(ABC):
         checked = dict.fromkeys([REFERENCE, *methods, *(n for n in cfg.method_config if n in METHODS)])
         problems += collect(*(lambda n=n: self.method(n) for n in checked))
         problems += self.check()
+        problems += check_executor(cfg.executor, workers=cfg.workers, address=cfg.ray_address)
         if problems:
             raise ConfigError(f"Invalid {self.noun} configuration:", problems)
         return methods
