@@ -4,7 +4,8 @@ Relies on catastrophic forgetting (Golatkar et al. 2020, "Eternal Sunshine of
 the Spotless Net" use it as the FT baseline; Jia et al. 2023 likewise). It is
 the baseline every approximate method must beat.
 
-Defaults were chosen on a documented sweep (Fashion-MNIST MLP, random 10%, seed 0;
+Defaults were chosen on a documented, oracle-tuned sweep (scored against the retrained model of
+Fashion-MNIST MLP, random 10%, seed 0;
 see BENCHMARKS.md); a cosine schedule lets retain accuracy recover by the end.
 """
 

@@ -4,7 +4,8 @@ Liu et al. 2022, "Continual Learning and Private Unlearning"; used as the
 GradDiff baseline by TOFU (Maini et al. 2024). Each step's loss is
 ``-forget_weight * L(forget batch) + retain_weight * L(retain batch)``.
 
-Defaults were chosen on a documented sweep (Fashion-MNIST MLP, random 10%, seed 0;
+Defaults were chosen on a documented, oracle-tuned sweep (scored against the retrained model of
+Fashion-MNIST MLP, random 10%, seed 0;
 see BENCHMARKS.md); a cosine schedule lets retain accuracy recover by the end.
 """
 
