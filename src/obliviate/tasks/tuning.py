@@ -230,11 +230,11 @@ class EarlyStop:
     takes at most ``overhead`` of the trial's time. The best-scoring state seen is kept
     (:meth:`restore_best` puts it back when the trial ended somewhere worse), and a trial whose
     ``keep`` constraints are broken by more than ``abort_keep`` at ``patience`` checks in a row is
-    stopped (a fine-tune often dips for a few steps at the start and then recovers).
+    stopped: a collapse, not the dip of a few points a fine-tune often shows at the start and recovers from.
     """
 
     def __init__(self, measure: Callable[[nn.Module], Mapping[str, float]], targets: Targets, *,
-                 overhead: float = 0.25, abort_keep: float = 0.1, patience: int = 3) -> None:
+                 overhead: float = 0.25, abort_keep: float = 0.3, patience: int = 3) -> None:
         if not 0 < overhead <= 1:
             raise ConfigError(f"EarlyStop.overhead must be in (0, 1]; got {overhead!r}.")
         self.measure, self.targets, self.overhead, self.abort_keep = measure, targets, overhead, abort_keep
