@@ -147,3 +147,12 @@ def test_cli_tune_reports_both_rows(tmp_path):
     assert "| graddiff | approximate | defaults |" in md and "| graddiff | approximate | tuned |" in md
     html = (out / "report.html").read_text()
     assert "defaults" in html and "tuned" in html and "changed nothing" in html
+
+
+def test_keep_weight_lets_a_noise_level_dip_lose_to_a_large_reach_gain():
+    t = (Target("f", 0.0, 0.0), Target("r", 1.0, 0.0, "keep", "below"))
+    dip, stuck = {"f": 0.0, "r": 0.999}, {"f": 0.5, "r": 1.0}
+    assert Targets(t).score(dip) > Targets(t).score(stuck)  # lexicographic: any break loses
+    assert Targets(t, keep_weight=10.0).score(dip) < Targets(t, keep_weight=10.0).score(stuck)
+    with pytest.raises(ConfigError, match="keep_weight"):
+        Targets(t, keep_weight=0.0)

@@ -14,6 +14,8 @@ What a user who must honour a deletion request can compute, and so what the sele
   and ``val_forget_acc`` (val examples of those classes) -> 0 (reach); ``retain_acc`` and
   ``val_other_acc`` (the other classes) kept.
 
+A trial's score is ``KEEP_WEIGHT`` times its keep excess plus its reach excess (lower is better),
+so a dip at noise level in retain accuracy does not outweigh reaching the forget targets.
 Reach tolerances are two standard errors of the measure on the full sets (at least 0.01 for
 accuracies and 0.02 for the AUC). During a trial the monitor (:class:`~obliviate.tasks.tuning.EarlyStop`)
 measures on subsamples of at most ``MONITOR_N`` examples per set; a trial's final measurement
@@ -52,6 +54,9 @@ log = logging.getLogger(__name__)
 MONITOR_N = 1000       # examples per set the early-stopping monitor measures on
 FINAL_RETAIN_N = 5000  # retain examples of a trial's final measurement
 MONITOR_EVERY = 5      # steps between monitor calls (each call is throttled by EarlyStop)
+#: a trial's score is 10 x (keep excess) + (reach excess): one point of retain or val accuracy lost
+#: beyond the tolerance weighs as much as ten points of distance from the reach targets
+KEEP_WEIGHT = 10.0
 MONITOR_OVERHEAD = 0.25  # at most this share of a trial's time goes to the monitor's measurements (1: every call)
 
 
@@ -109,7 +114,7 @@ class ClassifierTargets:
         nf, nv = len(forget), len(val)
         if self.class_forgetting:
             nvo = int((~np.isin(val.y, self.classes)).sum())
-            self.targets = Targets((
+            self.targets = Targets(keep_weight=KEEP_WEIGHT, targets=(
                 Target("forget_acc", 0.0, 0.01, "reach", "above"),
                 Target("val_forget_acc", 0.0, 0.02, "reach", "above"),
                 Target("retain_acc", base["retain_acc"], keep_tolerance, "keep", "below"),
@@ -120,7 +125,7 @@ class ClassifierTargets:
             p = base["val_acc"]
             gap_tol = max(0.01, 2 * math.sqrt(_acc_se(p, nf) ** 2 + _acc_se(p, nv) ** 2))
             auc_tol = max(0.02, 2 * math.sqrt((1 / nf + 1 / nv) / 12))
-            self.targets = Targets((
+            self.targets = Targets(keep_weight=KEEP_WEIGHT, targets=(
                 Target("forget_gap", 0.0, gap_tol, "reach"),
                 Target("mia_auc", 0.5, auc_tol, "reach"),
                 Target("retain_acc", base["retain_acc"], keep_tolerance, "keep", "below"),

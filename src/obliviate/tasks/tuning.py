@@ -81,6 +81,14 @@ class Targets:
     """The targets of one selection; :meth:`met` is the early-stopping test."""
 
     targets: tuple[Target, ...]
+    #: None: a broken ``keep`` constraint always loses (lexicographic score). A number: the score is
+    #: ``(keep_weight * keep + reach, keep)``, so a keep excess at noise level (a 0.1-point dip) can lose
+    #: to a large gain on the reach targets; 10 trades one point of accuracy for ten points of reach.
+    keep_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_weight is not None and not self.keep_weight > 0:
+            raise ConfigError(f"Targets.keep_weight must be > 0 or None; got {self.keep_weight!r}.")
 
     def excesses(self, measures: Mapping[str, float]) -> dict[str, float]:
         missing = [t.measure for t in self.targets if t.measure not in measures]
@@ -92,7 +100,12 @@ class Targets:
         return all(e == 0.0 for e in self.excesses(measures).values())
 
     def score(self, measures: Mapping[str, float]) -> tuple[float, float]:
-        """Lower is better: (broken constraints, distance from the reach targets)."""
+        """Lower is better: (broken constraints, distance from the reach targets); see ``keep_weight``."""
+        keep, reach = self.parts(measures)
+        return (keep, reach) if self.keep_weight is None else (self.keep_weight * keep + reach, keep)
+
+    def parts(self, measures: Mapping[str, float]) -> tuple[float, float]:
+        """(summed excess of the keep constraints, summed excess of the reach targets)."""
         ex = self.excesses(measures)
         keep = sum(ex[t.measure] for t in self.targets if t.kind == "keep")
         reach = sum(ex[t.measure] for t in self.targets if t.kind == "reach")
@@ -266,7 +279,7 @@ class EarlyStop:
             self._best_state = copy.deepcopy(model.state_dict())
         if self.targets.met(measures):
             return "targets met"
-        self._broken = self._broken + 1 if score[0] > self.abort_keep else 0
+        self._broken = self._broken + 1 if self.targets.parts(measures)[0] > self.abort_keep else 0
         if self._broken >= self.patience:
             return "constraints broken"
         return None
