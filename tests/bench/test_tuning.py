@@ -156,3 +156,4 @@ def test_keep_weight_lets_a_noise_level_dip_lose_to_a_large_reach_gain():
     assert Targets(t, keep_weight=10.0).score(dip) < Targets(t, keep_weight=10.0).score(stuck)
     with pytest.raises(ConfigError, match="keep_weight"):
         Targets(t, keep_weight=0.0)
+
