@@ -19,7 +19,6 @@ Goal (issue 17): the best method closes >= 75% of the original's tug-of-war gap,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
