@@ -343,3 +343,18 @@ def test_terminal_summary_stops_after_the_tables():
     assert "| retrain | exact (reference) |" in brief and "Resolved configuration" not in brief
     assert full.startswith(brief.rstrip("\n")) and "Resolved configuration" in full
     assert "Resolved configuration" not in lm.summary_markdown(synthetic.lm_result())
+
+
+def test_report_keeps_oracle_tuned_rows_apart_and_flags():
+    from obliviate.report.classifier import to_markdown
+
+    res = synthetic.classifier_result(methods=["graddiff", "ssd"])
+    ssd = next(r for r in res.records if r["method"] == "ssd")
+    ssd.update(forget_pred_changed=0.001, pred_changed=0.001)
+    oracle = {**next(r for r in res.records if r["method"] == "graddiff"), "method": "graddiff_sweep",
+              "oracle_tuned": True, "tow": 0.999}
+    res.records.append(oracle)
+    md = to_markdown(res)
+    main, apart = md.split("Oracle-tuned (kept apart)")
+    assert "graddiff_sweep" not in main and "graddiff_sweep" in apart
+    assert "**Changed nothing**: `ssd`" in main

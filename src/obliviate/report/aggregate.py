@@ -11,13 +11,17 @@ from obliviate.audit.metrics import mean_ci
 
 
 def summarise(records: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per method (in first-seen order): ``{metric: (mean, half_width)}``, plus ``n``."""
-    order: dict[str, list[dict[str, Any]]] = {}
+    """One row per (method, tuned) pair in first-seen order: ``{metric: (mean, half_width)}``, plus ``n``.
+
+    A method run at its defaults and tuned (``bench --tune``: rows with ``tuned`` true) gives two
+    rows; ``row["tuned"]`` tells them apart and :func:`label` names them.
+    """
+    order: dict[tuple[str, bool], list[dict[str, Any]]] = {}
     for r in records:
-        order.setdefault(r["method"], []).append(r)
+        order.setdefault((r["method"], bool(r.get("tuned", False))), []).append(r)
     rows = []
-    for method, recs in order.items():
-        row: dict[str, Any] = {"method": method, "n": len(recs), "kind": recs[0].get("kind", "")}
+    for (method, tuned), recs in order.items():
+        row: dict[str, Any] = {"method": method, "tuned": tuned, "n": len(recs), "kind": recs[0].get("kind", "")}
         for m in metrics:
             vals = np.array([r.get(m, np.nan) for r in recs], dtype=float)
             row[m] = mean_ci(vals)
@@ -32,3 +36,8 @@ def fmt(value: tuple[float, float], digits: int = 3) -> str:
     if not np.isfinite(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def label(row: dict[str, Any]) -> str:
+    """A summary row's display name: the method, with " (tuned)" for an oracle-free tuned row."""
+    return f"{row['method']} (tuned)" if row.get("tuned") else str(row["method"])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.report import layout, plots
-from obliviate.report.aggregate import summarise
+from obliviate.report.aggregate import label, summarise
 from obliviate.report.layout import Plot, Report, Row, Table
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
 
@@ -25,7 +25,27 @@ COLUMNS = [
     ("wall_s", "time s"), ("wall_ratio", "time ratio"),
 ]
 METRICS = [c for c, _ in COLUMNS] + ["forget_acc", "retain_acc", "test_acc", "mia_loss_efficacy", "cpu_s",
-                                     "pred_changed", "collapsed"]
+                                     "pred_changed", "forget_pred_changed", "collapsed", "tuning_s"]
+#: a method "changed nothing" when it changed fewer than this share of the forget set's predictions
+#: (mean over seeds; ``forget_pred_changed``, else ``pred_changed`` of all splits for older records)
+CHANGED_NOTHING = 0.01
+EXPLAIN_FLAGS = f"""\
+Flags. **changed nothing**: fewer than {CHANGED_NOTHING:.0%} of the forget set's predictions differ from the
+original's (mean over seeds): read the row as the original under another name (compare with `retrain`'s
+share, which is small too when the original already generalises to the forget set). **collapsed**: test
+accuracy at or below the majority-class rate in at least one seed."""
+EXPLAIN_TUNED = """\
+Defaults and tuned. Each approximate method ran twice: at its defaults ("defaults") and with an
+oracle-free selection ("tuned", `--tune`; `obliviate.tasks.classifier_tuning`): a small search over
+its `tuning_space` with early stopping on targets a user can compute without the retrained model
+(forget accuracy down to held-out accuracy, a loss-attack AUC of forget against held-out examples
+near 0.5, retain and held-out accuracy kept). The held-out examples are a selection split ("val") of
+the test set; every row's test metrics use the rest of it. A tuned row's time and time ratio include
+the whole selection (every trial and measurement); "tuning s" is that time."""
+ORACLE_NOTE = """\
+These rows were tuned against the retrained model (their settings were scored with it), which nobody
+who must honour a deletion request has: they show what a method can reach, not what a user gets, and
+are kept out of the main table and the verdict."""
 STRATA = ("low", "mid", "high")
 STRATUM_COLUMNS = [(f"ua_{s}", f"UA {s}") for s in STRATA] + [(f"gap_closed_{s}", f"gap closed {s}") for s in STRATA]
 VERSIONS = ("obliviate", "torch", "numpy", "scipy", "scikit-learn", "matplotlib")
@@ -54,7 +74,8 @@ def _has_strata(result: Any) -> bool:
 
 
 def stratum_summary(result: Any) -> list[dict[str, Any]]:
-    return summarise(result.records, [c for c, _ in STRATUM_COLUMNS]) if _has_strata(result) else []
+    records = [r for r in result.records if not r.get("oracle_tuned")]
+    return summarise(records, [c for c, _ in STRATUM_COLUMNS]) if _has_strata(result) else []
 
 
 def _clean(obj: Any) -> Any:
@@ -65,16 +86,58 @@ def _columns(result: Any) -> list[tuple[str, str]]:
     cols = list(COLUMNS)
     if any(isinstance(r.get("cpu_s"), (int, float)) for r in result.records):
         cols.insert(cols.index(("wall_ratio", "time ratio")), ("cpu_s", "CPU s"))
+    if _has_tuned(result.records):
+        cols.insert(cols.index(("wall_ratio", "time ratio")), ("tuning_s", "tuning s"))
     return cols
 
 
-def _rows(summary: list[dict[str, Any]], cols: list[tuple[str, str]]) -> list[Row]:
-    return [Row(r["method"], layout.kind_label(r["method"], r.get("kind")), [layout.cell(r[c]) for c, _ in cols],
-                layout.tint(r["method"])) for r in summary]
+def _has_tuned(records: list[dict[str, Any]]) -> bool:
+    return any(r.get("tuned") for r in records)
+
+
+def _share_changed(r: dict[str, Any]) -> float:
+    v = r.get("forget_pred_changed", r.get("pred_changed", (float("nan"),)))[0]
+    return float(v)
+
+
+def flags(r: dict[str, Any]) -> list[str]:
+    """A summary row's flags: "changed nothing" and "collapsed" (see ``EXPLAIN_FLAGS``)."""
+    if r["method"] in (layout.BASELINE, layout.REFERENCE):
+        return []
+    out = []
+    if _share_changed(r) < CHANGED_NOTHING:
+        out.append("changed nothing")
+    if r.get("collapsed", (0.0,))[0] > 0:
+        out.append("collapsed")
+    return out
+
+
+def _rows(summary: list[dict[str, Any]], cols: list[tuple[str, str]], *, settings: bool = False,
+          with_flags: bool = False) -> list[Row]:
+    rows = []
+    for r in summary:
+        cells = [layout.cell(r[c]) for c, _ in cols]
+        f = flags(r) if with_flags else []
+        if settings:
+            cells.insert(0, layout.Cell("" if r["method"] in (layout.BASELINE, layout.REFERENCE)
+                                        else "tuned" if r.get("tuned") else "defaults"))
+        if with_flags:
+            cells.append(layout.Cell(", ".join(f)))
+        rows.append(Row(r["method"], layout.kind_label(r["method"], r.get("kind")), cells,
+                        layout.tint(r["method"]) or ("flag" if f else "")))
+    return rows
+
+
+def _paired(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """original, retrain, then each method's defaults row followed by its tuned row."""
+    refs = [r for r in summary if r["method"] in (layout.BASELINE, layout.REFERENCE)]
+    rest = [r for r in summary if r["method"] not in (layout.BASELINE, layout.REFERENCE)]
+    order = list(dict.fromkeys(r["method"] for r in rest))
+    return refs + sorted(rest, key=lambda r: (order.index(r["method"]), bool(r.get("tuned"))))
 
 
 def _by(summary: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
-    return next((r for r in summary if r["method"] == method), None)
+    return next((r for r in summary if r["method"] == method and not r.get("tuned")), None)
 
 
 def _verdict(summary: list[dict[str, Any]]) -> list[str]:
@@ -87,24 +150,36 @@ def _verdict(summary: list[dict[str, Any]]) -> list[str]:
         out.append(f"The untouched `original` already has ToW {orig['tow'][0]:.3f} against `retrain`"
                    + (": there is little to close, so read every row against it." if gap < 0.02 else "."))
     if movers:
-        best = max(movers, key=lambda r: r["tow"][0])
-        ratio = best["wall_ratio"][0]
-        gap_closed = best["tow_gap_closed"][0]
-        out.append(f"Closest to `retrain` by ToW: **{best['method']}** ({best['kind'] or 'unknown'}; ToW "
-                   f"{best['tow'][0]:.3f}" + (f", ToW gap closed {gap_closed:.2f}" if gap_closed == gap_closed
-                                               else "") + (f", {ratio:.3g}× retrain's time" if ratio == ratio else "")
-                   + ").")
-        still = [r["method"] for r in movers if r.get("pred_changed", (float("nan"),))[0] == 0]
+        tuned = any(r.get("tuned") for r in movers)
+        groups = [("at their defaults", [r for r in movers if not r.get("tuned")]),
+                  ("tuned without the retrained model", [r for r in movers if r.get("tuned")])] if tuned \
+            else [("", movers)]
+        for words, group in groups:
+            if not group:
+                continue
+            best = max(group, key=lambda r: r["tow"][0])
+            ratio = best["wall_ratio"][0]
+            gap_closed = best["tow_gap_closed"][0]
+            out.append(f"Closest to `retrain` by ToW{' ' + words if words else ''}: **{label(best)}** "
+                       f"({best['kind'] or 'unknown'}; ToW {best['tow'][0]:.3f}"
+                       + (f", ToW gap closed {gap_closed:.2f}" if gap_closed == gap_closed else "")
+                       + (f", {ratio:.3g}× retrain's time" + (" selection included" if best.get("tuned") else "")
+                          if ratio == ratio else "") + ").")
+        still = [label(r) for r in movers if "changed nothing" in flags(r)]
         if still:
-            out.append(f"**Changed nothing**: {', '.join(f'`{m}`' for m in still)} left every prediction of the "
-                       "original as it was (forget, retain and test): read them as the original under another name.")
-        fell = [r["method"] for r in movers if r.get("collapsed", (0.0,))[0] > 0]
+            ref = _by(summary, layout.REFERENCE)
+            ref_share = _share_changed(ref) if ref is not None else float("nan")
+            out.append(f"**Changed nothing**: {', '.join(f'`{m}`' for m in still)} changed fewer than "
+                       f"{CHANGED_NOTHING:.0%} of the forget set's predictions"
+                       + (f" (`retrain` changed {ref_share:.1%})" if ref_share == ref_share else "")
+                       + ": read them as the original under another name.")
+        fell = [label(r) for r in movers if "collapsed" in flags(r)]
         if fell:
             out.append(f"**Collapsed**: {', '.join(f'`{m}`' for m in fell)} ended at or below the majority-class "
                        "test accuracy in at least one seed.")
-        worse = [r["method"] for r in movers if r["tow_gap_closed"][0] < 0]
+        worse = [label(r) for r in movers if r["tow_gap_closed"][0] < 0]
         if worse:
-            out.append(f"{len(worse)} of {len(movers)} methods end further from `retrain` than the untouched original: "
+            out.append(f"{len(worse)} of {len(movers)} rows end further from `retrain` than the untouched original: "
                        + ", ".join(f"`{m}`" for m in worse) + ".")
     out.append(layout.CAVEAT)
     return out
@@ -112,8 +187,11 @@ def _verdict(summary: list[dict[str, Any]]) -> list[str]:
 
 def build_report(result: Any) -> Report:
     """The classifier bench's report, from ``result.config``, ``.records`` and ``.meta``."""
-    cfg, meta, records = result.config, result.meta, result.records
-    summary = summarise(records, METRICS)
+    cfg, meta, all_records = result.config, result.meta, result.records
+    records = [r for r in all_records if not r.get("oracle_tuned")]
+    oracle = [r for r in all_records if r.get("oracle_tuned")]
+    summary = _paired(summarise(records, METRICS))
+    tuned = _has_tuned(records)
     cols = _columns(result)
     n = layout.n_seeds(summary)
     seeds = meta.get("seeds", {})
@@ -132,9 +210,15 @@ def build_report(result: Any) -> Report:
         asked.append("Budget per method: " + ", ".join(f"{k} {v}" for k, v in budget.items() if v is not None) + ".")
     cautions = [c for c in [layout.busy_caution(meta, records)] if c]
     cautions += layout.cached_cautions(meta, records, reference_name="retrained model")
-    main = Table("Unlearning results", [label for _, label in cols], _rows(summary, cols),
-                 heading=layout.interval_heading(n), cautions=layout.time_cautions(meta, records))
+    headers = (["settings"] if tuned else []) + [name for _, name in cols] + ["flags"]
+    main = Table("Unlearning results", headers, _rows(summary, cols, settings=tuned, with_flags=True),
+                 heading=layout.interval_heading(n), cautions=layout.time_cautions(meta, records),
+                 notes=[EXPLAIN_FLAGS] + ([EXPLAIN_TUNED] if tuned else []))
     tables = [main]
+    if oracle:
+        osum = summarise(oracle, METRICS)
+        tables.append(Table("Oracle-tuned (kept apart)", [name for _, name in COLUMNS], _rows(osum, COLUMNS),
+                            heading=layout.interval_heading(layout.n_seeds(osum)), notes=[ORACLE_NOTE]))
     strata = stratum_summary(result)
     if strata:
         counts = [m.get("forget_per_stratum") for m in seeds.values() if m.get("forget_per_stratum")]
@@ -143,14 +227,15 @@ def build_report(result: Any) -> Report:
             notes.append("Forget examples per tercile (per seed): "
                          + "; ".join(", ".join(f"{k} {v}" for k, v in c.items()) for c in counts) + ".")
         notes.append(EXPLAIN_STRATA)
-        tables.append(Table("By memorisation stratum", [label for _, label in STRATUM_COLUMNS],
-                            _rows(strata, STRATUM_COLUMNS), heading=layout.interval_heading(layout.n_seeds(strata)),
-                            notes=notes))
+        tables.append(Table("By memorisation stratum", (["settings"] if tuned else [])
+                            + [name for _, name in STRATUM_COLUMNS],
+                            _rows(_paired(strata), STRATUM_COLUMNS, settings=tuned),
+                            heading=layout.interval_heading(layout.n_seeds(strata)), notes=notes))
     recipe = meta.get("recipe")
     return Report(
         title=f"Unlearning benchmark: {dataset}",
         asked=asked, kinds=layout.kinds_summary(summary), verdict=_verdict(summary), cautions=cautions,
-        tables=tables, explain=[EXPLAIN], plots=_plots(summary, meta, records, n),
+        tables=tables, explain=[EXPLAIN], plots=_plots([{**r, "method": label(r)} for r in summary], meta, records, n),
         environment=_environment(cfg, meta, records, recipe),
         extra_tables=[_seed_table(seeds)] if seeds else [],
         config_json=layout.resolved_config(cfg, recipe),

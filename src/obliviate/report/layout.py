@@ -148,7 +148,9 @@ def kinds_summary(summary: list[dict[str, Any]]) -> list[str]:
     """One bullet per kind of result, naming the methods of that kind."""
     groups: dict[str, list[str]] = {}
     for r in summary:
-        groups.setdefault(kind_label(r["method"], r.get("kind")), []).append(r["method"])
+        names = groups.setdefault(kind_label(r["method"], r.get("kind")), [])
+        if r["method"] not in names:  # a method run at its defaults and tuned is named once
+            names.append(r["method"])
     words = {
         "baseline": "**baseline**, the untouched model (no unlearning applied, the starting point)",
         "exact (reference)": "**exact (reference)**, retrained from scratch without the forget set",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.report import layout, plots
+from obliviate.report.aggregate import label as row_label
 from obliviate.report.aggregate import summarise
 from obliviate.report.layout import Cell, Plot, Report, Row, Table
 from obliviate.training.checkpoint import atomic_write_bytes, atomic_write_json
@@ -97,11 +98,11 @@ def _verdict(summary: list[dict[str, Any]]) -> list[str]:
                       else "already close to the retain-only model on this test."))
     if meets:
         out.append(bar + " Methods that meet it: " + ", ".join(
-            f"**{r['method']}** (FQ {_fq_cell(r['forget_quality']).text}, MU ratio {r['model_utility_ratio'][0]:.3f})"
+            f"**{row_label(r)}** (FQ {_fq_cell(r['forget_quality']).text}, MU ratio {r['model_utility_ratio'][0]:.3f})"
             for r in sorted(meets, key=lambda r: -r["forget_quality"][0])) + ".")
     elif movers:
         best = max(movers, key=lambda r: r["forget_quality"][0] if np.isfinite(r["forget_quality"][0]) else -1)
-        out.append(bar + f" No method meets it; highest forget quality: **{best['method']}** "
+        out.append(bar + f" No method meets it; highest forget quality: **{row_label(best)}** "
                    f"(FQ {_fq_cell(best['forget_quality']).text}, MU ratio {best['model_utility_ratio'][0]:.3f}).")
     out.append(layout.CAVEAT)
     return out
@@ -144,7 +145,7 @@ def build_report(result: Any) -> Report:
     cautions = [c for c in [layout.busy_caution(meta, records)] if c]
     cautions += layout.cached_cautions(meta, records, reference_name="retain-only model")
     def rows(columns: list[tuple[str, str]]) -> list[Row]:
-        return [Row(r["method"], layout.kind_label(r["method"], r.get("kind")),
+        return [Row(row_label(r), layout.kind_label(r["method"], r.get("kind")),
                     [_fq_cell(r[c]) if c == "forget_quality" else layout.cell(r[c]) for c, _ in columns],
                     layout.tint(r["method"])) for r in summary]
 

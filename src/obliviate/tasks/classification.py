@@ -26,7 +26,7 @@ from obliviate.data.dataset import ArrayDataset, DataBundle
 from obliviate.data.forget import ForgetSplit, split_forget
 from obliviate.data.images import ImageFolderConfig
 from obliviate.data.tabular import TabularConfig
-from obliviate.errors import UnknownNameError
+from obliviate.errors import ConfigError, UnknownNameError
 from obliviate.models.zoo import MODELS, ModelSpec, build_model
 from obliviate.progress import Progress
 from obliviate.registry import Registry
@@ -93,6 +93,18 @@ class BenchConfig(RunConfig):
     #: Break forget-set results down by memorisation tercile (low / mid / high; see
     #: :mod:`obliviate.audit.memorization`): adds ``ua_<stratum>`` and ``gap_closed_<stratum>``.
     strata: bool = False
+    #: ``--tune`` only (see :mod:`obliviate.tasks.classifier_tuning`): the selection's whole budget as a
+    #: fraction of the original's training time. 0.04 keeps it under 5% of retraining for forget sets
+    #: up to ~20% of the data (retraining on 90% of it costs ~0.9 of the original's time).
+    tune_budget: float = Field(default=0.04, gt=0, le=1)
+    #: ... or in seconds (needed with ``model_weights``, whose training time this run does not know)
+    tune_budget_s: float | None = Field(default=None, gt=0)
+    #: share of the test set held out for the selection ("val"); the rest is the reported test set
+    tune_val_fraction: float = Field(default=0.5, gt=0, lt=1)
+    #: how far retain and val accuracy may fall below the original's in a tuned method
+    tune_keep_tolerance: float = Field(default=0.01, ge=0, le=1)
+    #: at most this many candidates per method (the budget usually ends the search first)
+    tune_max_trials: int = Field(default=8, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +183,8 @@ def change_flags(outs: SplitOutputs, original: SplitOutputs) -> dict[str, Any]:
 
     ``pred_changed``: the share of forget, retain and test examples whose predicted class differs
     from the original's (0 = the method changed no prediction: "changed nothing").
+    ``forget_pred_changed``: the same share on the forget set alone (reports flag a method that
+    changed fewer than 1% of them).
     ``collapsed``: test accuracy at or below the majority-class rate of the test set.
     """
     splits = ("forget", "retain", "test")
@@ -178,7 +192,10 @@ def change_flags(outs: SplitOutputs, original: SplitOutputs) -> dict[str, Any]:
     total = sum(len(getattr(outs, s).labels) for s in splits)
     labels = outs.test.labels
     majority = float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+    nf = len(outs.forget.labels)
+    forget_changed = int((outs.forget.predictions != original.forget.predictions).sum())
     return {"pred_changed": changed / total if total else float("nan"),
+            "forget_pred_changed": forget_changed / nf if nf else float("nan"),
             "collapsed": bool(outs.test.accuracy <= majority + 1e-12)}
 
 
@@ -206,7 +223,15 @@ class ClassificationTask(Task):
             lambda: DATASETS.get(cfg.dataset) if cfg.data is None and self._bundle is None else None,
             lambda: MODELS.get(cfg.model) if ":" not in cfg.model else None,
             lambda: cfg.recipe.resolve(cfg.dataset),
+            lambda: self._check_tune(cfg),
         )
+
+    @staticmethod
+    def _check_tune(cfg: BenchConfig) -> None:
+        if cfg.tune and cfg.model_weights and cfg.tune_budget_s is None:
+            raise ConfigError("--tune with model_weights needs tune_budget_s (seconds for the whole selection): "
+                              "this run does not know how long your weights took to train, and tune_budget is a "
+                              "fraction of that time.")
 
     @property
     def bundle(self) -> DataBundle:
@@ -222,6 +247,12 @@ class ClassificationTask(Task):
                 "recipe": cfg.recipe.resolve(cfg.dataset).to_dict(), "data_fingerprint": bundle.train.fingerprint}
         if self._data_meta is not None:
             meta["data"] = self._data_meta
+        if cfg.tune:
+            meta["tuning"] = {"budget": cfg.tune_budget, "budget_s": cfg.tune_budget_s,
+                              "val_fraction": cfg.tune_val_fraction, "keep_tolerance": cfg.tune_keep_tolerance,
+                              "max_trials": cfg.tune_max_trials,
+                              "note": "the test set is split per seed (stratified) into a selection split (val) "
+                                      "and the reported test split; every row's test metrics use the latter"}
         return meta
 
     def seed_run(self, seed: int, *, cache: ModelCache, progress: Progress) -> ClassifierSeedRun:
@@ -236,6 +267,11 @@ class ClassifierSeedRun(SeedRun):
         self.task, self.seed, self.cfg = task, seed, cfg
         bundle = task.bundle
         self.test = bundle.test
+        self.val: ArrayDataset | None = None
+        if cfg.tune:  # a selection split for every row of a tuned run, so rows stay comparable
+            from obliviate.tasks.classifier_tuning import split_held_out
+
+            self.val, self.test = split_held_out(bundle.test, cfg.tune_val_fraction, seed=seed)
         recipe = cfg.recipe.resolve(cfg.dataset)
         spec = ModelSpec(cfg.model, dict(cfg.model_options))
         n_classes = bundle.n_classes
@@ -260,12 +296,16 @@ class ClassifierSeedRun(SeedRun):
         self.unlearning = UnlearningTask(forget=split.forget, retain=split.retain,
                                          objective=ClassificationObjective(n_classes, cfg.device), recipe=recipe,
                                          seed=seed, device=cfg.device, fit_from_scratch=fit_from_scratch,
-                                         extras={"train": bundle.train, "test": bundle.test, "model_spec": spec})
+                                         extras={"train": bundle.train, "test": self.test, "model_spec": spec})
         # The reference model is always retrained, whether or not 'retrain' is a reported row.
         ref_model, self.ref_record = task.method(REFERENCE).unlearn(original.model, self.unlearning,
                                                                     progress=progress)
-        self.ref = split_outputs(ref_model, split, bundle.test, cfg.device)
-        self.orig = split_outputs(original.model, split, bundle.test, cfg.device)
+        self.ref = split_outputs(ref_model, split, self.test, cfg.device)
+        self.orig = split_outputs(original.model, split, self.test, cfg.device)
+        if self.val is not None:
+            meta["n_val"], meta["n_test_reported"] = len(self.val), len(self.test)
+            meta["tune_budget_s"] = (cfg.tune_budget_s if cfg.tune_budget_s is not None
+                                     else cfg.tune_budget * original.wall_s)
         self.retrain_s = self.ref_record.wall_s
         meta["retrain_s"] = self.retrain_s
         meta["retrain_cached"] = bool(self.ref_record.extra.get("cached", False))
@@ -286,7 +326,7 @@ class ClassifierSeedRun(SeedRun):
         self.meta = meta
 
     def _row(self, method: str, kind: str, outs: SplitOutputs, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
-        rec = {"method": method, "kind": kind, "seed": self.seed}
+        rec = {"method": method, "kind": kind, "seed": self.seed, "tuned": False, "tuning_s": 0.0}
         rec.update(classifier_metrics(outs, self.ref, original_tow=self.original_tow, seed=self.seed))
         rec.update(change_flags(outs, self.orig))
         if self.strata is not None:
@@ -306,6 +346,7 @@ class ClassifierSeedRun(SeedRun):
         import torch
 
         out = []
+        targets = None
         for name in methods:
             method = self.task.method(name)
             t0 = time.process_time()
@@ -320,7 +361,35 @@ class ClassifierSeedRun(SeedRun):
                                                  "stopped_by": record.stopped_by, "config": record.config,
                                                  **record.extra}))
             log.info("seed %d %s: tow=%.4f", self.seed, name, out[-1]["tow"])
+            if self.cfg.tune and method.kind == "approximate":
+                if targets is None:
+                    targets = self._targets()
+                out.append(self._tuned_row(name, budget, targets))
         return out
+
+    def _targets(self) -> Any:
+        from obliviate.tasks.classifier_tuning import ClassifierTargets
+
+        assert self.val is not None  # set whenever cfg.tune is
+        t = ClassifierTargets(forget=self.split.forget, retain=self.split.retain, val=self.val,
+                              original=self.original.model, keep_tolerance=self.cfg.tune_keep_tolerance,
+                              device=self.cfg.device, seed=self.seed)
+        self.meta["tuning_targets"] = t.targets.to_list()
+        self.meta["tuning_original_measures"] = t.original_measures
+        return t
+
+    def _tuned_row(self, name: str, budget: Budget, targets: Any) -> dict[str, Any]:
+        """The method tuned without the retrained model; its time is the whole selection's."""
+        from obliviate.tasks.classifier_tuning import tune_method
+
+        res = tune_method(self, name, budget, targets, self.meta["tune_budget_s"])
+        r = res.record
+        row = self._row(name, r.kind, split_outputs(res.model, self.split, self.test, self.cfg.device), r.wall_s,
+                        {"cpu_s": res.cpu_s, "steps": r.steps, "stopped_by": r.stopped_by, "config": r.config,
+                         **r.extra})
+        row.update({"tuned": True, "tuning_s": res.selection.tuning_s, "tuning": res.selection.summary()})
+        log.info("seed %d %s (tuned, %.1fs): tow=%.4f", self.seed, name, r.wall_s, row["tow"])
+        return row
 
 
 TASKS.register("classification", ClassificationTask)

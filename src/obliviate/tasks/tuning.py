@@ -15,6 +15,8 @@ measurement) is the tuned method's time: a row's ``wall_ratio`` includes it.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import logging
 import math
@@ -29,7 +31,8 @@ from obliviate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Selection", "Target", "Targets", "Trial", "candidates", "select"]
+__all__ = ["EarlyStop", "Selection", "Target", "Targets", "Trial", "candidates", "generic_space", "select",
+           "space_for"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,14 @@ class Targets:
     """The targets of one selection; :meth:`met` is the early-stopping test."""
 
     targets: tuple[Target, ...]
+    #: None: a broken ``keep`` constraint always loses (lexicographic score). A number: the score is
+    #: ``(keep_weight * keep + reach, keep)``, so a keep excess at noise level (a 0.1-point dip) can lose
+    #: to a large gain on the reach targets; 10 trades one point of accuracy for ten points of reach.
+    keep_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_weight is not None and not self.keep_weight > 0:
+            raise ConfigError(f"Targets.keep_weight must be > 0 or None; got {self.keep_weight!r}.")
 
     def excesses(self, measures: Mapping[str, float]) -> dict[str, float]:
         missing = [t.measure for t in self.targets if t.measure not in measures]
@@ -89,7 +100,12 @@ class Targets:
         return all(e == 0.0 for e in self.excesses(measures).values())
 
     def score(self, measures: Mapping[str, float]) -> tuple[float, float]:
-        """Lower is better: (broken constraints, distance from the reach targets)."""
+        """Lower is better: (broken constraints, distance from the reach targets); see ``keep_weight``."""
+        keep, reach = self.parts(measures)
+        return (keep, reach) if self.keep_weight is None else (self.keep_weight * keep + reach, keep)
+
+    def parts(self, measures: Mapping[str, float]) -> tuple[float, float]:
+        """(summed excess of the keep constraints, summed excess of the reach targets)."""
         ex = self.excesses(measures)
         keep = sum(ex[t.measure] for t in self.targets if t.kind == "keep")
         reach = sum(ex[t.measure] for t in self.targets if t.kind == "reach")
@@ -181,3 +197,99 @@ def select(method: str, trials: Sequence[dict[str, Any]], run_trial: Callable[[d
     chosen = min(done, key=lambda t: (t.score, t.steps)) if done else None
     return Selection(method=method, targets=targets, trials=done, chosen=chosen,
                      tuning_s=time.perf_counter() - t0, budget_s=budget_s, stopped_by=why)
+
+
+# --- search spaces --------------------------------------------------------------
+
+#: config fields a generic space varies as the method's length, in order of preference
+LENGTH_FIELDS = ("epochs", "steps", "max_steps", "iterations")
+
+
+def generic_space(config: Any) -> dict[str, list[Any]]:
+    """A space for a method without a ``tuning_space``: its learning rate x1, x3, x10 and its length x1, x2.
+
+    ``config`` is the method's config (a dataclass) at the defaults the task would use. Fields
+    it lacks are left out; a config with neither gives ``{}`` (one trial at its defaults, still
+    with early stopping). Early stopping ends a trial once the targets are met, so a longer
+    length is only an upper limit.
+    """
+    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    space: dict[str, list[Any]] = {}
+    lr = values.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+        space["lr"] = [float(lr) * f for f in (1.0, 3.0, 10.0)]
+    for name in LENGTH_FIELDS:
+        v = values.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            space[name] = [v, type(v)(v * 2)]
+            break
+    return space
+
+
+def space_for(config: Any, profile: str | None) -> dict[str, list[Any]]:
+    """The method's own ``tuning_space[profile]``, else :func:`generic_space` of ``config``."""
+    own = getattr(type(config), "tuning_space", {}) or {}
+    if profile is not None and own.get(profile):
+        return {k: list(v) for k, v in own[profile].items()}
+    return generic_space(config)
+
+
+# --- early stopping ---------------------------------------------------------------
+
+class EarlyStop:
+    """A :class:`~obliviate.removal.base.Budget` monitor: stop a trial when its targets are met.
+
+    ``measure(model)`` should be cheap (subsampled sets). Checks are throttled so that measuring
+    takes at most ``overhead`` of the trial's time. The best-scoring state seen is kept
+    (:meth:`restore_best` puts it back when the trial ended somewhere worse), and a trial whose
+    ``keep`` constraints are broken by more than ``abort_keep`` at ``patience`` checks in a row is
+    stopped: a collapse, not the dip of a few points a fine-tune often shows at the start and recovers from.
+    """
+
+    def __init__(self, measure: Callable[[nn.Module], Mapping[str, float]], targets: Targets, *,
+                 overhead: float = 0.25, abort_keep: float = 0.3, patience: int = 3) -> None:
+        if not 0 < overhead <= 1:
+            raise ConfigError(f"EarlyStop.overhead must be in (0, 1]; got {overhead!r}.")
+        self.measure, self.targets, self.overhead, self.abort_keep = measure, targets, overhead, abort_keep
+        self.patience = patience
+        self._broken = 0
+        self._t0 = time.perf_counter()
+        self.spent_s = 0.0
+        self.checks = 0
+        self.best_score: tuple[float, float] | None = None
+        self.best_steps = 0
+        self._best_state: dict[str, Any] | None = None
+
+    def _check(self, model: nn.Module) -> tuple[dict[str, float], tuple[float, float]]:
+        t = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        measures = {k: float(v) for k, v in self.measure(model).items()}
+        model.train(was_training)
+        self.spent_s += time.perf_counter() - t
+        self.checks += 1
+        return measures, self.targets.score(measures)
+
+    def __call__(self, model: nn.Module, steps: int) -> str | None:
+        if self.spent_s > self.overhead * (time.perf_counter() - self._t0):
+            return None  # measuring already took its share of this trial's time
+        measures, score = self._check(model)
+        if self.best_score is None or score < self.best_score:
+            self.best_score, self.best_steps = score, steps
+            self._best_state = copy.deepcopy(model.state_dict())
+        if self.targets.met(measures):
+            return "targets met"
+        self._broken = self._broken + 1 if self.targets.parts(measures)[0] > self.abort_keep else 0
+        if self._broken >= self.patience:
+            return "constraints broken"
+        return None
+
+    def restore_best(self, model: nn.Module, steps: int) -> int:
+        """Leave ``model`` at the best state seen (the final one if none was better); return its step."""
+        if self._best_state is None:
+            return steps
+        _, final = self._check(model)
+        if self.best_score is not None and self.best_score < final:
+            model.load_state_dict(self._best_state)
+            return self.best_steps
+        return steps

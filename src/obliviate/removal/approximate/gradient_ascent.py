@@ -23,6 +23,10 @@ from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, Unle
 
 @dataclass
 class GradientAscentConfig(MethodConfig):
+    # Oracle-free selection (``bench --tune``; obliviate.tasks.tuning): candidates chosen a priori around the
+    # defaults, gentlest first; early stopping on the user-computable targets picks the stopping point.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {"classification": {"lr": [3e-5, 1e-4, 3e-4], "epochs": [2.0]}}
+
     # On language-model tasks with the built-in small GPT-2 (the field defaults below are the paper's, for
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.

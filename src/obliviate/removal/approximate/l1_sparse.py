@@ -14,7 +14,7 @@ flag to sweep).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -27,6 +27,10 @@ from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, Unle
 
 @dataclass
 class L1SparseConfig(MethodConfig):
+    # Oracle-free selection (``bench --tune``; obliviate.tasks.tuning): candidates chosen a priori around the
+    # defaults, gentlest first; early stopping on the user-computable targets picks the stopping point.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {"classification": {"lr": [0.003, 0.01], "epochs": [1.0, 2.0]}}
+
     epochs: float = 10.0          # passes over the retain set (T in the schedule)
     lr: float = 0.01              # learning rate (the authors' CIFAR-10 value)
     optimizer: str = "sgd"        # SGD with momentum, as the official code

@@ -11,7 +11,7 @@ see BENCHMARKS.md); a cosine schedule lets retain accuracy recover by the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -24,6 +24,10 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class RandomLabelConfig(MethodConfig):
+    # Oracle-free selection (``bench --tune``; obliviate.tasks.tuning): candidates chosen a priori around the
+    # defaults, gentlest first; early stopping on the user-computable targets picks the stopping point.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {"classification": {"lr": [3e-5, 1e-4, 3e-4], "epochs": [2.0]}}
+
     epochs: float = 1.0          # passes over the forget set
     lr: float = 1e-5
     optimizer: str = "adam"

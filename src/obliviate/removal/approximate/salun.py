@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +35,10 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class SalUnConfig(MethodConfig):
+    # Oracle-free selection (``bench --tune``; obliviate.tasks.tuning): candidates chosen a priori around the
+    # defaults, gentlest first; early stopping on the user-computable targets picks the stopping point.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {"classification": {"lr": [0.003, 0.01, 0.03], "epochs": [2]}}
+
     saliency: float = 0.5         # fraction of weights in the map (top by |forget-loss gradient|)
     epochs: int = 10              # each: one forget pass (random labels) then one retain pass
     lr: float = 0.1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,10 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class ScrubConfig(MethodConfig):
+    # Oracle-free selection (``bench --tune``; obliviate.tasks.tuning): candidates chosen a priori around the
+    # defaults, gentlest first; early stopping on the user-computable targets picks the stopping point.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {"classification": {"lr": [5e-4, 2e-3], "forget_batch_size": [512, 128], "epochs": [2], "max_epochs": [1]}}
+
     epochs: int = 3               # total epochs (sgda_epochs)
     max_epochs: int = 2           # the first epochs that include a max pass over the forget set (msteps)
     lr: float = 5e-4
