@@ -174,3 +174,13 @@ def test_real_smollm2_converts_with_identical_logits(tmp_path):
     ids = torch.tensor([tok("Question: Who wrote Hamlet?\nAnswer:")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, direct.eval()(ids).logits)
+
+
+def test_cli_names_the_model_choices(tmp_path):
+    from typer.testing import CliRunner
+
+    from obliviate.cli.main import app
+
+    res = CliRunner().invoke(app, ["bench", "--task", "tofu", "--model", "smollm2-136m", "--out", str(tmp_path),
+                                   "--no-progress"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and "smollm2-135m" in res.output
