@@ -154,7 +154,7 @@ class LMBenchConfig(RunConfig):
     recipe: LMRecipeConfig = Field(default_factory=LMRecipeConfig)
     corpus: PersonsSection = Field(default_factory=PersonsSection)
     data_dir: str | None = None               # where the TOFU files are (default search path otherwise)
-    method_defaults: bool = True              # apply the methods' small-LM task defaults (not with model_path)
+    method_defaults: bool = True              # the methods' task defaults: "lm" (built-in GPT-2), "lm-pretrained" (named model); none with model_path
     lora: LoRASection | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
