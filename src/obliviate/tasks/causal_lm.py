@@ -39,7 +39,7 @@ from obliviate.tasks import TASKS
 from obliviate.tasks.base import BASELINE, REFERENCE, SeedRun, Task, collect
 from obliviate.tasks.lm_config import LMBenchConfig
 from obliviate.tasks.lm_data import TASK_DATA, LMTaskData, check_persons_request, tofu_split
-from obliviate.tasks.lm_models import DEFAULT_RECIPES, FINETUNE_RECIPE, ModelSource, lora_wrap
+from obliviate.tasks.lm_models import ModelSource, base_recipe, lora_wrap, training_precision
 from obliviate.training.cache import ModelCache
 from obliviate.training.lm import LMRecipe, exact_answer_accuracy
 
@@ -47,8 +47,23 @@ log = logging.getLogger(__name__)
 
 
 def method_profile(cfg: LMBenchConfig) -> str | None:
-    """The methods' small-LM task defaults apply to the built-in GPT-2 only (and can be turned off)."""
-    return "lm" if cfg.method_defaults and cfg.model_path is None else None
+    """Which ``task_defaults`` the methods take (None: their papers' defaults; ``method_defaults=False`` too).
+
+    ``lm``: the built-in GPT-2 trained here; ``lm-pretrained``: a named pre-trained model
+    (``--model smollm2-135m``) fine-tuned here; a ``model_path`` model keeps the papers' defaults.
+
+    ``lm-pretrained`` is TOFU's unlearning recipe (Maini et al. 2024: 5 epochs at the
+    fine-tuning learning rate, forget and retain terms weighted 1; NPO's beta 0.1, SimNPO's
+    beta 2.5 and gamma 0 from their papers) at SmolLM2's fine-tuning rate 5e-5, with batch 8
+    because the forget sets of a 200-400-pair subset are 10x smaller than TOFU's (about as
+    many steps per epoch as TOFU's forget01 at batch 32). Set from the papers, not from any
+    result here (in particular not against the retain-only model).
+    """
+    if not cfg.method_defaults:
+        return None
+    if cfg.pretrained_name is not None:
+        return "lm-pretrained"
+    return "lm" if cfg.model_path is None else None
 
 
 def lm_method(cfg: LMBenchConfig, name: str) -> RemovalMethod:
@@ -177,7 +192,7 @@ def _unlearn_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn
     # A method's numbers must not depend on which methods ran before it (or in which process):
     # anything it draws from torch's global generator starts from the seed.
     t_cpu = time.process_time()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), training_precision(cfg):
         torch.manual_seed(seed)
         unlearned, record = method.unlearn(start, task, budget=ctx.budget, progress=progress)
     cpu_s = time.process_time() - t_cpu
@@ -240,20 +255,30 @@ class CausalLMTask(Task):
     def check(self) -> list[str]:
         cfg: LMBenchConfig = self.config  # type: ignore[assignment]
         checks: list[Callable[[], Any]] = [
-            lambda: cfg.recipe.resolve(DEFAULT_RECIPES[cfg.task] if cfg.model_path is None else FINETUNE_RECIPE),
+            lambda: cfg.recipe.resolve(base_recipe(cfg)),
             lambda: RelearnConfig(**cfg.attacks.relearn.model_dump(exclude={"enabled"})),
             lambda: ICLConfig(**cfg.attacks.icl.model_dump(exclude={"enabled"})),
         ]
-        if cfg.model_path is None:
-            checks.append(lambda: cfg.model.spec(64))
+        if not cfg.pretrained:
+            checks.append(lambda: cfg.model.spec(64))  # type: ignore[union-attr]
+        if cfg.pretrained_name is not None:
+            from obliviate.models.smollm2 import gguf_file
+
+            checks.append(gguf_file)
         checks.append(lambda: tofu_split(cfg, self.request) if cfg.task == "tofu"
                       else check_persons_request(cfg, self.request))
         problems = collect(*checks)
         if cfg.split is not None and cfg.task != "tofu":
             problems.append(f"split {cfg.split!r} is a TOFU forget set; use it with --task tofu.")
         for key in ("original_path", "retain_path"):
-            if getattr(cfg, key) and not cfg.model_path:
-                problems.append(f"{key} needs model_path (the tokenizer and architecture come from there).")
+            if getattr(cfg, key) and not cfg.pretrained:
+                problems.append(f"{key} needs model_path or a named model (the tokenizer and architecture "
+                                "come from there).")
+        if cfg.model_path is not None and cfg.pretrained_name is not None:
+            problems.append(f"model {cfg.pretrained_name!r} and model_path both name the model to fine-tune; "
+                            "give one of them.")
+        if cfg.subset is not None and cfg.task != "tofu":
+            problems.append("subset picks TOFU authors; use it with --task tofu.")
         if cfg.lora is not None:
             try:
                 import peft  # noqa: F401

@@ -100,9 +100,37 @@ class LoRASection(StrictModel):
     target_modules: list[str] | None = None   # None: peft's default for the architecture
 
 
+# Pre-trained models that ``--model NAME`` names (fine-tuned like ``model_path``).
+PRETRAINED_MODELS = ("smollm2-135m",)
+
+
+class TofuSubsetSection(StrictModel):
+    """Fine-tune on a seeded subset of TOFU's authors (whole authors, 20 QA pairs each) instead of all 200.
+
+    Only the 40 authors whose questions TOFU ships with paraphrased and wrong answers
+    (``retain_perturbed``: authors 0-19; ``forget10_perturbed``: 180-199) are drawn, so
+    truth ratios and forget quality can be computed for every forget set. The forget set
+    is the last ``round(F x pairs)`` QA pairs of the drawn authors in a seeded order of
+    authors: whole authors where the share allows, and part of one author for the rest
+    (1% of 200 pairs is 2 pairs of one author; TOFU's own forget01 is 2 whole authors).
+    ``eval_size`` caps the retain, holdout, real-authors and world-facts evaluations
+    (seeded samples); the forget set is evaluated whole.
+    """
+
+    n_authors: int = Field(default=10, ge=2, le=40)
+    seed: int = 0
+    eval_size: int | None = Field(default=40, ge=1)
+
+
 class LMBenchConfig(RunConfig):
     """A language-model run: the model, its recipe, the corpus, evaluation and attacks, on top of the run fields.
 
+    ``model``: the built-in GPT-2's shape, or the name of a pre-trained model
+    (``smollm2-135m``, from the optional extra ``smollm2``) that is fine-tuned as
+    ``model_path`` is. ``autocast``: ``bf16`` trains (fine-tuning, methods) under bfloat16
+    autocast; evaluation always runs in float32 (bf16 log-probabilities are off by
+    ~0.1 nat per token, too much for truth ratios). None: bf16 for ``smollm2-135m`` on a
+    CPU, off otherwise. ``subset`` (tofu): fine-tune on a subset of the authors.
     ``model_path``: a local base model (``save_pretrained`` folder) that is fine-tuned
     on the training set to give the original and on the retain set to give the
     retain-only model, as in TOFU; ``original_path`` / ``retain_path`` skip those
@@ -120,17 +148,45 @@ class LMBenchConfig(RunConfig):
     retain_path: str | None = None
     chat_template: bool = False
     dtype: str | None = None
-    model: GPT2Config = Field(default_factory=GPT2Config)
+    model: GPT2Config | Literal["smollm2-135m"] = Field(default_factory=GPT2Config)
+    autocast: Literal["none", "bf16"] | None = None
+    subset: TofuSubsetSection | None = None
     recipe: LMRecipeConfig = Field(default_factory=LMRecipeConfig)
     corpus: PersonsSection = Field(default_factory=PersonsSection)
     data_dir: str | None = None               # where the TOFU files are (default search path otherwise)
-    method_defaults: bool = True              # apply the methods' small-LM task defaults (not with model_path)
+    method_defaults: bool = True              # the methods' task defaults: "lm" (built-in GPT-2), "lm-pretrained" (named model); none with model_path
     lora: LoRASection | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
     out: str = "runs/bench-lm"
     parallel_training: bool = True           # train original and retain-only side by side (2 processes)
     method_workers: int | None = Field(default=None, ge=1)  # processes for the methods (None: 2 on a multi-core CPU)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v == "gpt2":
+                return GPT2Config()
+            if v not in PRETRAINED_MODELS:
+                raise ValueError(f"model must be 'gpt2' (built in, trained here) or one of "
+                                 f"{', '.join(PRETRAINED_MODELS)}; got {v!r}")
+        return v
+
+    @property
+    def pretrained_name(self) -> str | None:
+        """The named pre-trained model (``--model smollm2-135m``), or None."""
+        return self.model if isinstance(self.model, str) else None
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether a pre-trained model is fine-tuned (``model_path`` or a named model), not GPT-2 trained here."""
+        return self.model_path is not None or self.pretrained_name is not None
+
+    def uses_bf16(self) -> bool:
+        if self.autocast is not None:
+            return self.autocast == "bf16"
+        return self.pretrained_name is not None and str(self.device).startswith("cpu")
 
     @field_validator("split")
     @classmethod

@@ -206,11 +206,56 @@ def tofu_split(cfg: LMBenchConfig, request: ForgetRequest | None) -> str:
     return split
 
 
+def tofu_subset_data(cfg: LMBenchConfig, seed: int, split: str) -> LMTaskData:
+    """TOFU on a seeded subset of authors (``cfg.subset``; see :class:`TofuSubsetSection`)."""
+    from obliviate.data.tofu import load_tofu
+
+    sub = cfg.subset
+    assert sub is not None  # noqa: S101 (caller checks)
+    pct = int(split[-2:])
+    full = load_tofu("full", cfg.data_dir)
+    perturbed = {ex.id: ex for name in ("retain_perturbed", "forget10_perturbed")
+                 for ex in load_tofu(name, cfg.data_dir)}
+    pool = sorted({ex.subject for ex in full if ex.id in perturbed})
+    rng = np.random.default_rng([sub.seed, 0x70F0])
+    # a seeded draw of authors, in a seeded order; the forget set is taken from the end of that order
+    authors = [pool[int(i)] for i in rng.choice(len(pool), size=min(sub.n_authors, len(pool)), replace=False)]
+    rank = {a: k for k, a in enumerate(authors)}
+    ordered = sorted((ex for ex in full if ex.subject in rank), key=lambda ex: (rank[ex.subject], ex.id))
+    train = QADataset(ordered, name=f"tofu/subset{len(authors)}")
+    n_forget = max(1, round(len(train) * pct / 100))
+    forget_ids = [ex.id for ex in ordered[-n_forget:]]
+    forget = QADataset((perturbed[i] for i in forget_ids), name=f"tofu/subset-{split}")
+    retain = train.exclude(forget_ids, name=f"tofu/subset-retain{100 - pct}")
+    retain_eval = QADataset((perturbed[ex.id] for ex in retain), name="tofu/subset-retain_perturbed")
+    n = sub.eval_size
+    evals = {
+        "forget": forget,
+        "retain": _sample(retain_eval, n, seed, 1, "tofu/subset-retain_perturbed"),
+        "holdout": _sample(load_tofu("holdout10", cfg.data_dir), n, seed, 2, "tofu/holdout10"),
+        "real_authors": _sample(load_tofu("real_authors_perturbed", cfg.data_dir), n, seed, 3, "tofu/real_authors"),
+        "world_facts": _sample(load_tofu("world_facts_perturbed", cfg.data_dir), n, seed, 4, "tofu/world_facts"),
+    }
+    forget_authors = sorted(set(forget.subjects()))
+    return LMTaskData(
+        name=f"tofu/subset{len(authors)}-{split}", train=train, retain=retain, forget=forget, evals=evals,
+        utility={"retain": False, "real_authors": True, "world_facts": True},
+        tokenizer_texts=[ex.text for ex in train],
+        meta={"split": split, "subset": sub.model_dump(), "authors": authors, "forget_authors": forget_authors,
+              "forget_whole_authors": sum(sum(ex.subject == a for ex in forget) == len(train) // len(authors)
+                                          for a in forget_authors),
+              "n_train": len(train), "n_forget": len(forget), "n_retain": len(retain),
+              "eval_sizes": {k: len(v) for k, v in evals.items()}},
+    )
+
+
 def tofu_data(cfg: LMBenchConfig, seed: int, request: ForgetRequest | None = None) -> LMTaskData:
     """TOFU from local files: forget/retain/holdout by split, utility on retain, real authors, world facts."""
     from obliviate.data.tofu import load_tofu
 
     split = tofu_split(cfg, request)
+    if cfg.subset is not None:
+        return tofu_subset_data(cfg, seed, split)
     pct = int(split[-2:])
     train = load_tofu("full", cfg.data_dir)
     forget = load_tofu(f"{split}_perturbed", cfg.data_dir)
