@@ -306,11 +306,13 @@ def tune_method(name: str, start: nn.Module, task: UnlearningTask, measurer: Mea
     ``start``: the model the method starts from (the original); ``base``: the run's own
     overrides of the method (kept under every candidate); ``measurer``/``levels``: the tuning
     splits and the original's levels on them. The search runs the candidates of
-    ``Config.tuning_space["lm"]`` gentlest first (the method's task defaults alone when it has
+    ``Config.tuning_space[profile]`` in order (one trial at the method's settings when it has
     none), each with early stopping, until one meets every target or ``cfg.budget_s`` is spent.
     """
     method_cls = METHODS.get(name)
-    space = method_cls.Config.tuning_space.get("lm")
+    # The spaces are sized for the built-in small GPT-2 (profile "lm"); a local pre-trained model
+    # (no profile) gets one trial at its own settings, still with early stopping.
+    space = method_cls.Config.tuning_space.get(profile) if profile else None
     trials = candidates(space) if space else [{}]
     targets = lm_targets(levels, cfg)
     base = dict(base or {})

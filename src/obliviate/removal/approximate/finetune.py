@@ -27,6 +27,10 @@ class FinetuneConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 2.0, "lr": 1e-3, "batch_size": 64}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"lr": [1e-3, 3e-3], "epochs": [2.0, 4.0]}}
 
     epochs: float = 3.0  # passes over the retain set
     lr: float = 3e-3

@@ -27,6 +27,10 @@ class GradientAscentConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 3.0, "lr": 3e-4, "batch_size": 32}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"lr": [1e-4, 3e-4], "epochs": [3.0, 6.0]}}
 
     epochs: float = 1.0          # passes over the forget set
     lr: float = 1e-5
