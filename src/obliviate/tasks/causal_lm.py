@@ -11,6 +11,12 @@ Protocol (TOFU's):
    quality and model utility against the retain-only model; verbatim
    continuation; membership attacks (forget vs holdout) and PrivLeak; the
    relearning and in-context attacks with the retain-only model as control.
+
+With ``tune`` (``--tune``), each approximate method also runs with its settings and
+stopping point chosen without the retain-only model (:mod:`obliviate.tasks.lm_tuning`:
+targets from the original and from people never trained on): rows carry ``tuned``
+(false: the method's defaults; true: the selection's choice) and ``tuning_s``, and a
+tuned row's ``wall_s`` and ``wall_ratio`` include the whole selection.
 """
 
 from __future__ import annotations
