@@ -126,14 +126,9 @@ def _title(cfg: dict[str, Any], meta: dict[str, Any]) -> str:
     return f"{task}" + (f" {cfg.get('split')}" if cfg.get("split") else "")
 
 
-def _variants(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of an oracle-free selection (``tuned``) as their own method, ``name (tuned)``, beside the defaults."""
-    return [{**r, "method": f"{r['method']} (tuned)"} if r.get("tuned") else r for r in records]
-
-
 def build_report(result: Any) -> Report:
     """The language-model bench's report, from ``result.config``, ``.records`` and ``.meta``."""
-    cfg, meta, records = result.config, result.meta, _variants(list(result.records))
+    cfg, meta, records = result.config, result.meta, result.records
     summary = summarise(records, METRICS)
     cols = _columns(summary)
     n = layout.n_seeds(summary)
