@@ -304,7 +304,7 @@ def tune_method(name: str, start: nn.Module, task: UnlearningTask, measurer: Mea
     """Choose ``name``'s settings and stopping point on the oracle-free targets; return the chosen model.
 
     ``start``: the model the method starts from (the original); ``base``: the run's own
-    overrides of the method (kept under every candidate); ``measurer``/``levels``: the tuning
+    overrides of the method (fixed: a key set there is not searched over); ``measurer``/``levels``: the tuning
     splits and the original's levels on them. The search runs the candidates of
     ``Config.tuning_space[profile]`` in order (one trial at the method's settings when it has
     none), each with early stopping, until one meets every target or ``cfg.budget_s`` is spent.
@@ -313,9 +313,11 @@ def tune_method(name: str, start: nn.Module, task: UnlearningTask, measurer: Mea
     # The spaces are sized for the built-in small GPT-2 (profile "lm"); a local pre-trained model
     # (no profile) gets one trial at its own settings, still with early stopping.
     space = method_cls.Config.tuning_space.get(profile) if profile else None
+    base = dict(base or {})
+    # a setting the run fixes (--set) is not searched over
+    space = {k: v for k, v in (space or {}).items() if k not in base}
     trials = candidates(space) if space else [{}]
     targets = lm_targets(levels, cfg)
-    base = dict(base or {})
     progress = progress or NullProgress()
 
     def run_trial(overrides: dict[str, Any], left: float | None) -> Trial:
