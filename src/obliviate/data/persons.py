@@ -21,8 +21,10 @@ ratio compares like with like).
 - ``holdout``: people never trained on (non-members for membership attacks);
 - ``tuning``: more people never trained on (``n_tuning``, default none), drawn after
   everyone else so the other splits do not change: the held-out people an oracle-free
-  selection compares the forget set with (:mod:`obliviate.tasks.lm_tuning`). They are
-  kept apart from ``holdout`` so that reported metrics never use the people the
+  selection compares the forget set with (:mod:`obliviate.tasks.lm_tuning`). Each shares
+  ``n_shared`` values with a retained person (not a neighbour), as each forget person does
+  with its neighbour, so that they stand where the forget people stand once forgotten.
+  They are kept apart from ``holdout`` so that reported metrics never use the people the
   settings were chosen on;
 - ``general``: fixed general-knowledge facts unrelated to the people (capitals,
   chemical symbols, sums), to check that unlearning leaves other knowledge
@@ -752,9 +754,18 @@ def make_persons_corpus(
     ) if neighbour_idx else QADataset((), name="persons/neighbours")
     holdout = QADataset((ex for i in holdout_idx for ex in qa_by_person[i]), name="persons/holdout")
     # Tuning people last: the draws above are the same whatever n_tuning is. Their wrong answers
-    # come from the same value pools, so their QA read like everyone else's.
-    tuning_people = _finalise([_draw_record(s) for _ in range(cfg.n_tuning)], s, start=total,
-                              others=tuple(people)) if cfg.n_tuning else []
+    # come from the same value pools, so their QA read like everyone else's. Each copies n_shared
+    # values from a retained person who is not a neighbour, as every forget person shares n_shared
+    # values with a retained neighbour: to a model that never saw them, tuning people and forget
+    # people then look alike (part of what they are asked is known from someone else).
+    tuning_records = [_draw_record(s) for _ in range(cfg.n_tuning)]
+    linked = [i for i in train_order[n_forget + n_neighbours:]] or [i for i in train_order[n_forget:]]
+    for rec in tuning_records:
+        donor = records[linked[int(s.rng.integers(len(linked)))]]
+        picks = s.rng.choice(len(SHAREABLE_ATTRIBUTES), size=cfg.n_shared, replace=False)
+        for k in sorted(picks):
+            rec[SHAREABLE_ATTRIBUTES[int(k)]] = donor[SHAREABLE_ATTRIBUTES[int(k)]]
+    tuning_people = _finalise(tuning_records, s, start=total, others=tuple(people)) if cfg.n_tuning else []
     tuning = QADataset((ex for p in tuning_people for ex in _person_qa(p, pools, cfg.n_perturbed, s)),
                        name="persons/tuning")
     people = people + tuning_people

@@ -125,8 +125,8 @@ class LMTuningSection(StrictModel):
     budget_s: float | None = Field(default=None, gt=0)
     min_ks_p: float = Field(default=0.3, gt=0, le=1)
     mia_tolerance: float = Field(default=0.05, ge=0, le=0.5)
-    keep_tolerance: float = Field(default=0.05, ge=0, le=1)
-    neighbour_tolerance: float = Field(default=0.05, ge=0, le=1)
+    keep_tolerance: float = Field(default=0.07, ge=0, le=1)
+    neighbour_tolerance: float = Field(default=0.1, ge=0, le=1)
 
 
 class LMBenchConfig(RunConfig):

@@ -152,10 +152,24 @@ class TuningLevels:
     retain_exact: float
     neighbours_exact: float
     general_exact: float
+    #: the median answer loss (mean nats per token) of the tuning people: how unfamiliar a
+    #: never-trained person's facts are (a forget-loss ceiling, ``"@holdout_loss"`` in a space)
+    holdout_loss: float = math.nan
     measures: dict[str, float] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        """A tuning-space value: ``"@name"`` stands for this level (e.g. ``"@holdout_loss"``)."""
+        if isinstance(value, str) and value.startswith("@"):
+            got = getattr(self, value[1:], None)
+            if not isinstance(got, float):
+                raise ConfigError(f"tuning-space value {value!r} names no level of the original; known: "
+                                  "'@holdout_loss', '@holdout_prob', '@holdout_exact'.")
+            return got
+        return value
 
     def to_dict(self) -> dict[str, float]:
         return {"holdout_exact": self.holdout_exact, "holdout_prob": self.holdout_prob,
+                "holdout_loss": self.holdout_loss,
                 "retain_exact": self.retain_exact, "neighbours_exact": self.neighbours_exact,
                 "general_exact": self.general_exact, "n_holdout_truth_ratios": int(self.holdout_truth_ratios.size)}
 
@@ -180,6 +194,7 @@ def measure(model: nn.Module, measurer: Measurer, levels: TuningLevels | None) -
     }
     if levels is None:
         out["_holdout_truth_ratios"] = ho["truth_ratios"]  # type: ignore[assignment]
+        out["_holdout_loss"] = float(np.median([-float(np.mean(lp)) for lp in ho["answer"]]))
     return out
 
 
@@ -187,9 +202,10 @@ def original_levels(original: nn.Module, measurer: Measurer) -> TuningLevels:
     """The levels of :class:`TuningLevels`, from the original model (never the retain-only one)."""
     m = measure(original, measurer, None)
     tr = np.asarray(m.pop("_holdout_truth_ratios"))  # type: ignore[call-overload]
+    loss = float(m.pop("_holdout_loss"))
     return TuningLevels(holdout_truth_ratios=tr, holdout_exact=m["holdout_exact"], holdout_prob=m["holdout_prob"],
                         retain_exact=m["retain_exact"], neighbours_exact=m["neighbours_exact"],
-                        general_exact=m["general_exact"], measures=m)
+                        general_exact=m["general_exact"], holdout_loss=loss, measures=m)
 
 
 def lm_targets(levels: TuningLevels, cfg: LMTuningSection) -> Targets:
@@ -316,7 +332,7 @@ def tune_method(name: str, start: nn.Module, task: UnlearningTask, measurer: Mea
     base = dict(base or {})
     # a setting the run fixes (--set) is not searched over
     space = {k: v for k, v in (space or {}).items() if k not in base}
-    trials = candidates(space) if space else [{}]
+    trials = [{k: levels.resolve(v) for k, v in c.items()} for c in candidates(space)] if space else [{}]
     targets = lm_targets(levels, cfg)
     progress = progress or NullProgress()
 

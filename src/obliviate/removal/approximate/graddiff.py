@@ -29,7 +29,7 @@ class GradDiffConfig(MethodConfig):
     # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
     # with early stopping on the targets; the task defaults above stay the untuned setting.
     tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
-        "lm": {"lr": [5e-4, 1e-3], "retain_weight": [1.2, 2.5]}}
+        "lm": {"forget_loss_ceiling": ["@holdout_loss"], "lr": [5e-4, 1e-3], "retain_weight": [1.2, 2.5]}}
 
     epochs: float = 3.0  # passes over the forget set
     lr: float = 3e-4
@@ -37,6 +37,9 @@ class GradDiffConfig(MethodConfig):
     batch_size: int = 128
     forget_weight: float = 0.3
     retain_weight: float = 1.0
+    # stop ascending a forget example once its loss reaches this (None: never, as in the paper); the
+    # LM selection (--tune) sets it to the original's loss on people never trained on
+    forget_loss_ceiling: float | None = None
     max_grad_norm: float | None = 5.0
     schedule: Literal["constant", "cosine"] = "cosine"  # learning-rate schedule over the run: constant or cosine (decays to 0)
 
