@@ -45,6 +45,14 @@ def test_tuning_people_leave_the_other_splits_alone():
     names = {more.person(s).full_name for s in others}
     assert not {more.person(s).full_name for s in more.tuning.subjects()} & names
     assert all(len(ex.perturbed_answer) == 3 for ex in more.tuning)
+    # each tuning person shares values with a retained person who is not a neighbour (as forget people do)
+    from obliviate.data.persons import SHAREABLE_ATTRIBUTES
+
+    donors = set(more.retain.subjects()) - set(more.neighbours.subjects())
+    for t in more.tuning.subjects():
+        tp = more.person(t)
+        assert any(sum(getattr(tp, a) == getattr(more.person(d), a) for a in SHAREABLE_ATTRIBUTES) >= 2
+                   for d in donors), t
 
 
 def test_persons_data_keeps_tuning_splits_apart_from_the_evaluated_ones():
@@ -132,6 +140,24 @@ def test_tuned_graddiff_moves_forget_toward_retain_model_and_keeps_retain(tiny_l
     m = run.selection.chosen.measures
     assert m["retain_exact"] >= tuning_setup["levels"].retain_exact - 0.1
     assert run.selection.tuning_s > 0 and run.record.steps == run.selection.chosen.steps
+
+
+def test_forget_loss_ceiling_stops_the_ascent(tiny_lm):
+    from obliviate.removal.base import METHODS
+
+    task = _task(tiny_lm)
+    obj = task.objective
+
+    def forget_loss(model):
+        return float(obj.loss(model, next(iter(obj.batches(tiny_lm["forget"], 64, torch.Generator().manual_seed(0),
+                                                           shuffle=False)))))
+
+    free, _ = METHODS.get("graddiff").for_task(None, epochs=3, lr=1e-3, batch_size=8).unlearn(tiny_lm["original"], task)
+    capped, _ = METHODS.get("graddiff").for_task(None, epochs=3, lr=1e-3, batch_size=8,
+                                                 forget_loss_ceiling=0.0).unlearn(tiny_lm["original"], task)
+    before = forget_loss(tiny_lm["original"])
+    assert forget_loss(free) > before + 0.1  # unbounded ascent raises the forget loss
+    assert forget_loss(capped) < before + 0.02  # every example starts above a ceiling of 0: no ascent
 
 
 def test_checkpoints_stop_on_targets_and_keep_the_best_state():
