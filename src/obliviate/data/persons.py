@@ -19,6 +19,13 @@ ratio compares like with like).
   values (surname, birthplace, employer, ...) with a forget person; they are
   part of ``retain`` and measure collateral damage;
 - ``holdout``: people never trained on (non-members for membership attacks);
+- ``tuning``: more people never trained on (``n_tuning``, default none), drawn after
+  everyone else so the other splits do not change: the held-out people an oracle-free
+  selection compares the forget set with (:mod:`obliviate.tasks.lm_tuning`). Each shares
+  ``n_shared`` values with a retained person (not a neighbour), as each forget person does
+  with its neighbour, so that they stand where the forget people stand once forgotten.
+  They are kept apart from ``holdout`` so that reported metrics never use the people the
+  settings were chosen on;
 - ``general``: fixed general-knowledge facts unrelated to the people (capitals,
   chemical symbols, sums), to check that unlearning leaves other knowledge
   alone. Train on ``corpus.training_set()`` (= ``train`` + ``general``) so the
@@ -270,6 +277,8 @@ class PersonsCorpusConfig:
         one per forget person, capped by the people available.
     n_perturbed: wrong answers per question (TOFU forget sets use 5).
     n_shared: attributes each neighbour copies from its forget person.
+    n_tuning: more people never trained on, for an oracle-free selection (``tuning``);
+        drawn after all the others, so 0 and any other value give the same other splits.
     seed: the only source of randomness.
     """
 
@@ -280,6 +289,7 @@ class PersonsCorpusConfig:
     n_perturbed: int = 5
     n_shared: int = 3
     seed: int = 0
+    n_tuning: int = 0
 
     def n_forget(self) -> int:
         return max(1, int(round(self.forget_fraction * self.n_people)))
@@ -297,6 +307,8 @@ class PersonsCorpusConfig:
             problems.append(
                 f"'forget_fraction' must be a float in (0, 1); got {self.forget_fraction!r} instead."
             )
+        if not is_int(self.n_tuning) or self.n_tuning < 0:
+            problems.append(f"'n_tuning' must be an int >= 0; got {self.n_tuning!r} instead.")
         for name in ("n_holdout", "n_neighbours"):
             v = getattr(self, name)
             if v is not None and (not is_int(v) or v < 0):
@@ -341,6 +353,7 @@ class PersonsCorpusConfig:
             n_perturbed=int(self.n_perturbed),
             n_shared=int(self.n_shared),
             seed=int(self.seed),
+            n_tuning=int(self.n_tuning),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -361,6 +374,7 @@ class PersonsCorpus:
     neighbour_links: Mapping[str, NeighbourLink]
     config: PersonsCorpusConfig
     faker_version: str
+    tuning: QADataset = field(default_factory=lambda: QADataset((), name="persons/tuning"))
     _by_id: Mapping[str, Person] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -399,6 +413,7 @@ class PersonsCorpus:
             "neighbours": self.neighbours,
             "holdout": self.holdout,
             "general": self.general,
+            "tuning": self.tuning,
         }
 
 
@@ -560,14 +575,18 @@ def _email(first: str, surname: str, domain: str, taken: set[str]) -> str:
     return candidate
 
 
-def _finalise(records: list[dict[str, str]], s: _Sampler) -> list[Person]:
-    """Fill derived fields, making names, (birthplace, date) pairs, emails and phones unique."""
+def _finalise(records: list[dict[str, str]], s: _Sampler, *, start: int = 0,
+              others: tuple[Person, ...] = ()) -> list[Person]:
+    """Fill derived fields, making names, (birthplace, date) pairs, emails and phones unique.
+
+    ``others``: people already drawn, whose values stay taken; ids continue from ``start``.
+    """
     people: list[Person] = []
-    names: set[str] = set()
-    born: set[tuple[str, str]] = set()
-    emails: set[str] = set()
-    phones: set[str] = set()
-    for i, r in enumerate(records):
+    names: set[str] = {p.full_name for p in others}
+    born: set[tuple[str, str]] = {(p.birthplace, p.birth_date) for p in others}
+    emails: set[str] = {p.email for p in others}
+    phones: set[str] = {p.phone for p in others}
+    for i, r in enumerate(records, start=start):
         full_name = f"{r['first_name']} {r['surname']}"
         while full_name in names:  # redraw the first name; the surname may be shared on purpose
             r["first_name"] = s.first_name(r["locale"], r["gender"])
@@ -676,6 +695,7 @@ def make_persons_corpus(
     n_perturbed: int = 5,
     n_shared: int = 3,
     seed: int = 0,
+    n_tuning: int = 0,
 ) -> PersonsCorpus:
     """Generate the fictitious-persons corpus; see :class:`PersonsCorpusConfig`.
 
@@ -691,6 +711,7 @@ def make_persons_corpus(
         n_perturbed=n_perturbed,
         n_shared=n_shared,
         seed=seed,
+        n_tuning=n_tuning,
     ).resolved()
     n_holdout = cfg.n_holdout or 0  # resolved() filled both in
     n_neighbours = cfg.n_neighbours or 0
@@ -732,6 +753,22 @@ def make_persons_corpus(
         [people[i].id for i in sorted(neighbour_idx)], name="persons/neighbours"
     ) if neighbour_idx else QADataset((), name="persons/neighbours")
     holdout = QADataset((ex for i in holdout_idx for ex in qa_by_person[i]), name="persons/holdout")
+    # Tuning people last: the draws above are the same whatever n_tuning is. Their wrong answers
+    # come from the same value pools, so their QA read like everyone else's. Each copies n_shared
+    # values from a retained person who is not a neighbour, as every forget person shares n_shared
+    # values with a retained neighbour: to a model that never saw them, tuning people and forget
+    # people then look alike (part of what they are asked is known from someone else).
+    tuning_records = [_draw_record(s) for _ in range(cfg.n_tuning)]
+    linked = [i for i in train_order[n_forget + n_neighbours:]] or [i for i in train_order[n_forget:]]
+    for rec in tuning_records:
+        donor = records[linked[int(s.rng.integers(len(linked)))]]
+        picks = s.rng.choice(len(SHAREABLE_ATTRIBUTES), size=cfg.n_shared, replace=False)
+        for k in sorted(picks):
+            rec[SHAREABLE_ATTRIBUTES[int(k)]] = donor[SHAREABLE_ATTRIBUTES[int(k)]]
+    tuning_people = _finalise(tuning_records, s, start=total, others=tuple(people)) if cfg.n_tuning else []
+    tuning = QADataset((ex for p in tuning_people for ex in _person_qa(p, pools, cfg.n_perturbed, s)),
+                       name="persons/tuning")
+    people = people + tuning_people
     neighbour_links = MappingProxyType({
         people[ni].id: NeighbourLink(forget_id=people[fi].id, shared=shared)
         for ni, (fi, shared) in sorted(links.items())
@@ -751,6 +788,7 @@ def make_persons_corpus(
         neighbour_links=neighbour_links,
         config=cfg,
         faker_version=faker.VERSION,
+        tuning=tuning,
     )
 
 

@@ -11,6 +11,12 @@ Protocol (TOFU's):
    quality and model utility against the retain-only model; verbatim
    continuation; membership attacks (forget vs holdout) and PrivLeak; the
    relearning and in-context attacks with the retain-only model as control.
+
+With ``tune`` (``--tune``), each approximate method also runs with its settings and
+stopping point chosen without the retain-only model (:mod:`obliviate.tasks.lm_tuning`:
+targets from the original and from people never trained on): rows carry ``tuned``
+(false: the method's defaults; true: the selection's choice) and ``tuning_s``, and a
+tuned row's ``wall_s`` and ``wall_ratio`` include the whole selection.
 """
 
 from __future__ import annotations
@@ -151,6 +157,9 @@ class _SeedContext:
     control_relearn: dict[str, Any] | None
     control_icl: dict[str, float] | None
     ref_wall: float
+    #: with ``tune``: the original's levels on the tuning splits (oracle-free) and their cost
+    tuning_levels: Any = None
+    tuning_levels_s: float = 0.0
 
 
 def _finish(ctx: _SeedContext, fmt: QAFormat, name: str, model: nn.Module, ev: ModelEval,
@@ -178,15 +187,24 @@ def _finish(ctx: _SeedContext, fmt: QAFormat, name: str, model: nn.Module, ev: M
     return rec
 
 
-def _unlearn_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn.Module,
-                       fit_from_scratch: Callable[[QADataset], Any] | None, progress: Progress) -> dict[str, Any]:
-    """Run one method on the original, evaluate the result and attack it."""
-    cfg, seed = ctx.cfg, ctx.seed
-    method = lm_method(cfg, name)
-    task = UnlearningTask(forget=ctx.data.forget, retain=ctx.data.retain, objective=CausalLMObjective(fmt, cfg.device),
-                          recipe=ctx.recipe, seed=seed, device=cfg.device,  # type: ignore[arg-type]
+def _unlearning_task(ctx: _SeedContext, fmt: QAFormat,
+                     fit_from_scratch: Callable[[QADataset], Any] | None) -> UnlearningTask:
+    cfg = ctx.cfg
+    return UnlearningTask(forget=ctx.data.forget, retain=ctx.data.retain, objective=CausalLMObjective(fmt, cfg.device),
+                          recipe=ctx.recipe, seed=ctx.seed, device=cfg.device,  # type: ignore[arg-type]
                           fit_from_scratch=fit_from_scratch,
                           extras={"train": ctx.data.train, "format": fmt, "task": cfg.task})
+
+
+def _unlearn_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn.Module,
+                       fit_from_scratch: Callable[[QADataset], Any] | None, progress: Progress,
+                       tuned: bool = False) -> dict[str, Any]:
+    """Run one method on the original (at its defaults, or tuned oracle-free), evaluate the result and attack it."""
+    if tuned:
+        return _tune_and_score(ctx, fmt, name, original, fit_from_scratch, progress)
+    cfg, seed = ctx.cfg, ctx.seed
+    method = lm_method(cfg, name)
+    task = _unlearning_task(ctx, fmt, fit_from_scratch)
     start = lora_wrap(original, cfg) if cfg.lora is not None else original
     log.info("seed %d: running %s", seed, name)
     # A method's numbers must not depend on which methods ran before it (or in which process):
@@ -204,6 +222,46 @@ def _unlearn_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn
                    {"eval_s": time.perf_counter() - t_eval, "kind": record.kind, "wall_s": record.wall_s,
                     "cpu_s": cpu_s,
                     "steps": record.steps, "stopped_by": record.stopped_by, "method_config": record.config,
+                    "tuned": False, "tuning_s": 0.0,
+                    **{f"extra_{k}": v for k, v in record.extra.items() if isinstance(v, (int, float, str))}})
+
+
+def _tune_and_score(ctx: _SeedContext, fmt: QAFormat, name: str, original: nn.Module,
+                    fit_from_scratch: Callable[[QADataset], Any] | None, progress: Progress) -> dict[str, Any]:
+    """Choose the method's settings and stopping point without the retain-only model, then score the choice.
+
+    The selection sees the original, the training data and the tuning people only
+    (:mod:`obliviate.tasks.lm_tuning`); ``ctx.ref_ev`` is used afterwards, to score, as for
+    every row. The row's ``wall_s`` is the whole selection (every trial and measurement, and
+    the original's levels), so its ``wall_ratio`` includes it.
+    """
+    from obliviate.tasks.lm_tuning import Measurer, tune_method
+
+    cfg, seed = ctx.cfg, ctx.seed
+    task = _unlearning_task(ctx, fmt, fit_from_scratch)
+    start = lora_wrap(original, cfg) if cfg.lora is not None else original
+    measurer = Measurer(fmt, ctx.data.tuning, batch_size=cfg.eval.batch_size, device=cfg.device)
+    log.info("seed %d: tuning %s", seed, name)
+    t_cpu = time.process_time()
+    run = tune_method(name, start, task, measurer, ctx.tuning_levels, cfg.tuning, profile=method_profile(cfg),
+                      base=cfg.method_config.get(name, {}), seed=seed, progress=progress)
+    cpu_s = time.process_time() - t_cpu
+    unlearned, record, sel = run.model, run.record, run.selection
+    if cfg.lora is not None:
+        unlearned = unlearned.merge_and_unload().requires_grad_(True)
+    t_eval = time.perf_counter()
+    ev = evaluate_model(unlearned, fmt, ctx.data, cfg, seed=seed)
+    tuning_s = sel.tuning_s + ctx.tuning_levels_s
+    chosen = sel.chosen
+    return _finish(ctx, fmt, name, unlearned, ev,
+                   {"eval_s": time.perf_counter() - t_eval, "kind": record.kind, "wall_s": tuning_s,
+                    "cpu_s": cpu_s, "steps": record.steps,
+                    "stopped_by": chosen.stopped_by if chosen else record.stopped_by,
+                    "method_config": record.config, "tuned": True, "tuning_s": tuning_s,
+                    "tuning_trials": len(sel.trials), "tuning_met": bool(chosen and chosen.met),
+                    "tuning_measures": dict(chosen.measures) if chosen else {},
+                    "tuning": sel.summary(),
+                    "tuning_history": [t.record["history"] if isinstance(t.record, dict) else [] for t in sel.trials],
                     **{f"extra_{k}": v for k, v in record.extra.items() if isinstance(v, (int, float, str))}})
 
 
@@ -224,12 +282,13 @@ def _method_workers(cfg: LMBenchConfig, source: ModelSource, methods: list[str])
 
 def _method_worker(job: tuple[Any, ...]) -> dict[str, Any]:
     """One method in a worker process (one torch thread): rebuild the original, unlearn, score."""
-    ctx, spec, tokenizer, max_length, state, name = job
+    ctx, spec, tokenizer, max_length, state, name, tuned = job
     torch.set_num_threads(1)
     fmt = QAFormat(tokenizer, max_length=max_length)
     model = build_gpt2(spec, len(tokenizer), seed=ctx.seed, eos_token_id=fmt.eos_id)
     model.load_state_dict(state)
-    return _unlearn_and_score(ctx, fmt, name, model.eval(), None, NullProgress())
+    # the selection's monitor and measurer are built here, in the worker (closures are not pickled)
+    return _unlearn_and_score(ctx, fmt, name, model.eval(), None, NullProgress(), tuned)
 
 
 # --------------------------------------------------------------------------- the task
@@ -268,6 +327,13 @@ class CausalLMTask(Task):
         checks.append(lambda: tofu_split(cfg, self.request) if cfg.task == "tofu"
                       else check_persons_request(cfg, self.request))
         problems = collect(*checks)
+        if cfg.tune and cfg.task == "tofu":
+            problems.append("--tune chooses settings against people never trained on and never evaluated; the "
+                            "TOFU files hold none to spare (the holdout set is the evaluated one). Run --tune "
+                            "with --task persons, or leave it off for TOFU.")
+        if cfg.tune and cfg.task == "persons" and cfg.corpus.n_tuning == 0:
+            problems.append("--tune needs tuning people (corpus.n_tuning > 0, or None for as many as the forget "
+                            "people); got corpus.n_tuning = 0.")
         if cfg.split is not None and cfg.task != "tofu":
             problems.append(f"split {cfg.split!r} is a TOFU forget set; use it with --task tofu.")
         for key in ("original_path", "retain_path"):
@@ -345,7 +411,12 @@ class LMSeedRun(SeedRun):
             tm = source.train(subset, "retain")
             return tm.model, tm.wall_s, {"cached": tm.cached, "steps": tm.manifest.get("steps", 0)}
 
-        workers = _method_workers(self.cfg, source, methods)
+        runs = [(name, False) for name in methods]
+        if self.cfg.tune:
+            runs += [(name, True) for name in methods if METHODS.get(name).kind == "approximate"]
+            if ctx.tuning_levels is None:
+                ctx = self.ctx = dataclasses.replace(ctx, **self._tuning_levels())
+        workers = _method_workers(self.cfg, source, [name for name, _ in runs])
         self.meta["method_workers"] = workers
         if workers > 1:
             # Each method is independent of the others (it starts from the original and reseeds),
@@ -353,15 +424,26 @@ class LMSeedRun(SeedRun):
             from obliviate.engine.executor import ProcessExecutor
 
             state = {k: v.detach().clone() for k, v in self.original.model.state_dict().items()}
-            jobs = [(ctx, source.spec, fmt.tokenizer, fmt.max_length, state, name) for name in methods]
+            jobs = [(ctx, source.spec, fmt.tokenizer, fmt.max_length, state, name, tuned) for name, tuned in runs]
             with ProcessExecutor(max_workers=workers) as ex:
                 records = ex.map(_method_worker, jobs, progress=progress,
                                  description=f"methods seed={seed} ({workers} processes)")
         else:
-            records = [_unlearn_and_score(ctx, fmt, name, self.original.model, fit_from_scratch, progress)
-                       for name in methods]
+            records = [_unlearn_and_score(ctx, fmt, name, self.original.model, fit_from_scratch, progress, tuned)
+                       for name, tuned in runs]
         self.meta["seed_wall_s"] = time.perf_counter() - self._t0
         return list(records)
+
+    def _tuning_levels(self) -> dict[str, Any]:
+        """The original's levels on the tuning splits (the oracle-free targets' goals), measured once per seed."""
+        from obliviate.tasks.lm_tuning import Measurer, original_levels
+
+        t0 = time.perf_counter()
+        measurer = Measurer(self.fmt, self.ctx.data.tuning, batch_size=self.cfg.eval.batch_size, device=self.cfg.device)
+        levels = original_levels(self.original.model, measurer)
+        spent = time.perf_counter() - t0
+        self.meta["tuning_levels"] = {**levels.to_dict(), "seconds": spent}
+        return {"tuning_levels": levels, "tuning_levels_s": spent}
 
 
 class PersonsTask(CausalLMTask):

@@ -48,13 +48,20 @@ class LMRecipeConfig(RecipeFields):
 
 
 class PersonsSection(StrictModel):
-    """The fictitious-persons corpus (``obliviate.data.persons``); ``seed`` None = the run seed."""
+    """The fictitious-persons corpus (``obliviate.data.persons``); ``seed`` None = the run seed.
+
+    ``n_tuning``: people never trained on whom the oracle-free selection (``tune``) compares
+    the forget set with, apart from the evaluated holdout people; None: as many as the forget
+    people with ``tune``, none without (they are drawn after everyone else, and their texts
+    join the tokenizer's only when they exist).
+    """
 
     n_people: int = 200
     forget_fraction: float = 0.1
     n_perturbed: int = 5
     n_shared: int = 3
     seed: int | None = None
+    n_tuning: int | None = Field(default=None, ge=0)
 
 
 class EvalConfig(StrictModel):
@@ -121,6 +128,27 @@ class TofuSubsetSection(StrictModel):
     seed: int = 0
     eval_size: int | None = Field(default=40, ge=1)
 
+class LMTuningSection(StrictModel):
+    """The oracle-free selection that ``tune`` runs per approximate method (:mod:`obliviate.tasks.lm_tuning`).
+
+    max_examples: QA per measured split (a seeded sample; disjoint from the evaluated samples
+    where the split allows). checks: measurements per trial (early stopping and the choice of
+    checkpoint). budget_s: seconds per method and seed for the whole selection (None: no cap).
+    min_ks_p: the forget set's truth ratios count as "like held-out people's" when a KS test
+    against the original's truth ratios on the tuning people gives at least this p-value.
+    mia_tolerance: how far the loss-attack AUC (forget vs tuning people) may sit from 0.5.
+    keep_tolerance / neighbour_tolerance: how far retain and general accuracy / neighbour
+    accuracy may fall below the original's.
+    """
+
+    max_examples: int | None = Field(default=180, ge=8)
+    checks: int = Field(default=8, ge=1)
+    budget_s: float | None = Field(default=None, gt=0)
+    min_ks_p: float = Field(default=0.3, gt=0, le=1)
+    mia_tolerance: float = Field(default=0.05, ge=0, le=0.5)
+    keep_tolerance: float = Field(default=0.07, ge=0, le=1)
+    neighbour_tolerance: float = Field(default=0.1, ge=0, le=1)
+
 
 class LMBenchConfig(RunConfig):
     """A language-model run: the model, its recipe, the corpus, evaluation and attacks, on top of the run fields.
@@ -158,6 +186,7 @@ class LMBenchConfig(RunConfig):
     lora: LoRASection | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
+    tuning: LMTuningSection = Field(default_factory=LMTuningSection)
     out: str = "runs/bench-lm"
     parallel_training: bool = True           # train original and retain-only side by side (2 processes)
     method_workers: int | None = Field(default=None, ge=1)  # processes for the methods (None: 2 on a multi-core CPU)

@@ -30,6 +30,10 @@ class LMTaskData:
     ``evals``: every evaluated split by name (``forget`` included);
     ``utility``: the splits that form model utility, with whether their "Prob."
     is relative to the wrong options (TOFU's real-authors / world-facts convention).
+    ``tuning``: what the oracle-free selection (:mod:`obliviate.tasks.lm_tuning`) measures,
+    by name: ``forget``, ``holdout`` (people never trained on and never in ``evals``),
+    ``retain`` (retained QA outside the evaluated sample), ``neighbours`` and ``general``;
+    empty when the task has no such held-out people.
     """
 
     name: str
@@ -40,6 +44,7 @@ class LMTaskData:
     utility: dict[str, bool]
     tokenizer_texts: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    tuning: dict[str, QADataset] = field(default_factory=dict)
 
 
 def values_form(data: QADataset) -> QADataset:
@@ -156,8 +161,10 @@ def persons_data(cfg: LMBenchConfig, seed: int, request: ForgetRequest | None = 
     c = cfg.corpus
     chosen = request is not None and bool(request.subjects or request.ids or request.classes)
     frac = c.forget_fraction if chosen else _persons_fraction(request, c.forget_fraction)
+    n_forget_people = max(1, int(round(frac * c.n_people)))
+    n_tuning = c.n_tuning if c.n_tuning is not None else (n_forget_people if cfg.tune else 0)
     corpus = make_persons_corpus(c.n_people, frac, n_perturbed=c.n_perturbed, n_shared=c.n_shared,
-                                 seed=seed if c.seed is None else c.seed)
+                                 seed=seed if c.seed is None else c.seed, n_tuning=n_tuning)
     train = corpus.training_set()
     forget_qa = _requested(corpus, request) if chosen and request is not None else corpus.forget
     retain = train.exclude(forget_qa.ids, name="persons/retain+general")
@@ -167,16 +174,34 @@ def persons_data(cfg: LMBenchConfig, seed: int, request: ForgetRequest | None = 
         neighbours = QADataset((ex for ex in neighbours if ex.subject not in gone), name="persons/neighbours")
     n = cfg.eval.max_examples
     forget = values_form(forget_qa)
+    evals_retain_pool = corpus.retain.exclude(forget_qa.ids, name="persons/retain") if chosen else corpus.retain
     evals = {
         "forget": forget,
-        "retain": _sample(values_form(corpus.retain.exclude(forget_qa.ids, name="persons/retain")
-                                      if chosen else corpus.retain), n, seed, 1, "persons/retain"),
+        "retain": _sample(values_form(evals_retain_pool), n, seed, 1, "persons/retain"),
         "holdout": _sample(values_form(corpus.holdout), n, seed, 2, "persons/holdout"),
         "neighbours": _sample(values_form(neighbours), n, seed, 3, "persons/neighbours"),
         "general": values_form(corpus.general),
     }
     texts = [ex.text for ds in (corpus.train, corpus.holdout, corpus.general) for ex in ds]
     texts += [format_answer for ds in evals.values() for ex in ds for format_answer in ex.perturbed_answer]
+    tuning: dict[str, QADataset] = {}
+    if len(corpus.tuning):
+        # The tokenizer sees the tuning people's texts as it sees the evaluated holdout's (never
+        # the model): otherwise their names would split into more, rarer tokens than anyone
+        # else's and their losses would not be comparable with the forget set's.
+        tuning_people = values_form(corpus.tuning)
+        texts += [ex.text for ex in corpus.tuning] + [a for ex in tuning_people for a in ex.perturbed_answer]
+        m = cfg.tuning.max_examples
+        evaluated = set(evals["retain"].ids)
+        tuning = {
+            "forget": forget,
+            "holdout": _sample(tuning_people, m, seed, 11, "persons/tuning-holdout"),
+            "retain": _sample(values_form(QADataset((ex for ex in evals_retain_pool if ex.id not in evaluated),
+                                                    name="persons/tuning-retain")), m, seed, 12,
+                              "persons/tuning-retain"),
+            "neighbours": _sample(values_form(neighbours), m, seed, 13, "persons/tuning-neighbours"),
+            "general": values_form(corpus.general),
+        }
     return LMTaskData(
         name="persons", train=train, retain=retain, forget=forget, evals=evals,
         utility={"retain": False, "general": True}, tokenizer_texts=texts,
@@ -184,7 +209,10 @@ def persons_data(cfg: LMBenchConfig, seed: int, request: ForgetRequest | None = 
               "forget_chosen": chosen, "n_forget_people": len(forget_qa.subjects()),
               "n_forget": len(forget), "n_retain": len(retain), "faker_version": corpus.faker_version,
               "corpus_seed": seed if c.seed is None else c.seed,
-              "eval_sizes": {k: len(v) for k, v in evals.items()}},
+              "eval_sizes": {k: len(v) for k, v in evals.items()},
+              "n_tuning_people": len(corpus.tuning.subjects()) if len(corpus.tuning) else 0,
+              "tuning_sizes": {k: len(v) for k, v in tuning.items()}},
+        tuning=tuning,
     )
 
 

@@ -53,6 +53,21 @@ def forget_loop(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudge
 def forget_ascent(model: nn.Module, task: UnlearningTask, cfg: Any, ctl: StepBudget, progress: Progress, name: str,
                   *, forget_weight: float = 1.0, anchor: Anchor | None = None,
                   seed_tags: tuple[int, int] = (0, 0)) -> nn.Module:
-    """:func:`forget_loop` ascending ``forget_weight * L(forget batch)`` (GA, GradDiff, KL)."""
-    return forget_loop(model, task, cfg, ctl, progress, name, anchor=anchor, seed_tags=seed_tags,
-                       forget_term=lambda m, b: -forget_weight * task.objective.loss(m, b))
+    """:func:`forget_loop` ascending ``forget_weight * L(forget batch)`` (GA, GradDiff, KL).
+
+    With ``cfg.forget_loss_ceiling`` (a loss per example, e.g. mean nats per answer token) an
+    example stops being ascended once its loss reaches the ceiling: ascent without a bound
+    drives the forget set's loss far past that of data never trained on (a membership signal
+    of its own, PrivLeak < 0) and keeps pulling on everything that shares its tokens.
+    """
+    ceiling = getattr(cfg, "forget_loss_ceiling", None)
+    if ceiling is None:
+        return forget_loop(model, task, cfg, ctl, progress, name, anchor=anchor, seed_tags=seed_tags,
+                           forget_term=lambda m, b: -forget_weight * task.objective.loss(m, b))
+
+    def capped(m: nn.Module, b: Any) -> torch.Tensor:
+        per = task.objective.loss(m, b, reduction="none")
+        below = (per.detach() < ceiling).to(per.dtype)
+        return -forget_weight * (per * below).sum() / max(1, per.numel())
+
+    return forget_loop(model, task, cfg, ctl, progress, name, anchor=anchor, seed_tags=seed_tags, forget_term=capped)

@@ -34,6 +34,10 @@ class LMLayerResetConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"k": 1, "epochs": 4.0, "lr": 2e-3, "batch_size": 64}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"k": [1, 2], "epochs": [4.0, 8.0]}}
 
     k: int = 1                                   # how many transformer blocks to re-initialise
     which: Literal["last", "first"] = "last"

@@ -35,6 +35,10 @@ class NPOConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 10.0, "lr": 2e-4, "batch_size": 32, "retain_weight": 1.5}, "lm-pretrained": {"epochs": 5.0, "lr": 5e-5, "batch_size": 8, "beta": 0.1, "retain_weight": 1.0}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"lr": [2e-4, 5e-4], "retain_weight": [1.5, 3.0]}}
 
     epochs: float = 5.0          # passes over the forget set
     lr: float = 1e-5             # the paper's rate for 7B models; small models take more

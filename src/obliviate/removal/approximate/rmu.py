@@ -57,6 +57,10 @@ class RMUConfig(MethodConfig):
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"layer": "transformer.h.0", "steering_coeff": 15.0, "alpha": 20.0, "lr": 1e-3, "epochs": 5.0,
                 "batch_size": 32}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"steering_coeff": [15.0, 40.0], "lr": [1e-3, 3e-3]}}
 
     layer: str = "auto"           # module name (see model.named_modules()) whose output is steered
     update: str | list[str] = "up_to_layer"   # "up_to_layer", "layer", "all", or module names to update

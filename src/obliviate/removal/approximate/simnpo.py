@@ -32,6 +32,10 @@ class SimNPOConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 12.0, "lr": 5e-4, "batch_size": 32}, "lm-pretrained": {"epochs": 5.0, "lr": 5e-5, "batch_size": 8, "beta": 2.5, "gamma": 0.0, "retain_weight": 1.0}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"lr": [5e-4, 1e-3], "epochs": [12.0, 24.0]}}
 
     epochs: float = 5.0          # passes over the forget set
     lr: float = 1e-5             # the paper's rate for 7B models; small models take more

@@ -41,6 +41,10 @@ class WHPConfig(MethodConfig):
     # billion-parameter models): chosen on persons seed 0 only, so seeds 1.. of the benchmark are out of
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"epochs": 8.0, "lr": 5e-4, "batch_size": 32, "alpha": 10.0, "retain_weight": 1.0}}
+    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
+    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "lm": {"alpha": [10.0, 30.0], "epochs": [8.0, 16.0]}}
 
     reinforce_epochs: float = 3.0  # passes over the forget set to build the reinforced model
     reinforce_lr: float | None = None  # None = lr
