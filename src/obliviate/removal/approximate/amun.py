@@ -31,7 +31,7 @@ which matches the protocol of the baselines AMUN is compared with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,11 @@ from obliviate.training.trainer import batch_indices, seeded_generator
 
 @dataclass
 class AmunConfig(MethodConfig):
+    # oracle-free search (issue 17), gentlest first: the paper's schedule, then larger steps; each trial repeats
+    # the adversarial search, so the space is small
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"lr": [0.01, 0.05], "include_forget": [True, False]}}
+
     norm: Literal["l2", "linf"] = "l2"    # the paper's attack is L2 PGD
     units: Units = "std"          # radii in feature standard deviations ("input": raw input units, the paper's)
     attack_steps: int = 50        # PGD iterations per radius (PGD-50)
