@@ -73,9 +73,8 @@ METHOD_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
 AMUN_ROWS: list[tuple[str, str, dict[str, Any], str]] = [
     ("amun paper D_F+D_A", "amun", {"units": "input", "use_retain": False}, "the paper's AMUN without D_R"),
     ("amun paper D_F+D_A+D_R", "amun", {"units": "input"}, "the paper's AMUN with D_R"),
-    ("amun std units", "amun", {}, "defaults"),
     ("amun include_forget=False", "amun", {"units": "input", "include_forget": False}, "ablation: D_A + D_R"),
-    ("finetune", "finetune", {}, "reference: retain fine-tuning"),
+    ("graddiff", "graddiff", {}, "reference: the best fast method of issue 3"),
 ]
 
 PARTS = {
