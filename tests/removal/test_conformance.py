@@ -36,7 +36,7 @@ SMALL_DATA = {
     "ssd": {},
     "scrub": {"lr": 1e-2},
     "salun": {},
-    "boundary_shrink": {"lr": 1e-3, "bound": 0.2},   # digits are 8x8 with 17 grey levels: 0.1 flips only half
+    "boundary_shrink": {"lr": 1e-3, "bound": 0.8},   # digits are 8x8 with 17 grey levels: 0.1 pixel flips only half; 0.2 pixel = 0.8 std
     "amun": {},
     "aru": {"epochs": 3},
     "rmu": {"lr": 3e-3, "epochs": 10, "batch_size": 32, "alpha": 1.0, "steering_coeff": 10.0},  # c ~ activation norm

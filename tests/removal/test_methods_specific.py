@@ -144,8 +144,8 @@ def test_rmu_auto_layer_updates_only_up_to_the_last_hidden_layer(digits_class_se
 def test_amun_adversarial_examples_are_misclassified_at_the_smallest_radius_tried(digits_class_setup):
     model = digits_class_setup["original"].model
     x, y = _forget_tensors(digits_class_setup)
-    cfg = amun.AmunConfig(attack_steps=20)
-    x_adv, y_adv, eps, flipped = amun.adversarial_set(model, x, y, cfg)
+    cfg = amun.AmunConfig(attack_steps=20, units="input")   # raw L2 radii (std units: test_adversarial_scale.py)
+    x_adv, y_adv, eps, flipped = amun.adversarial_set(model, x, y, cfg, task=_task(digits_class_setup))
     assert bool(flipped.all())
     assert (y_adv != y).all() and torch.equal(y_adv, model(x_adv).argmax(-1))
     # one step down the radius grid the same attack does not cross the boundary
@@ -162,8 +162,8 @@ def test_amun_adversarial_examples_are_misclassified_at_the_smallest_radius_trie
 def test_boundary_shrink_labels_are_the_attacked_predictions(digits_class_setup):
     model = digits_class_setup["original"].model
     x, y = _forget_tensors(digits_class_setup)
-    cfg = boundary_shrink.BoundaryShrinkConfig(bound=0.2)
-    x_adv, labels = boundary_shrink.nearest_wrong_labels(model, x, y, cfg)
+    cfg = boundary_shrink.BoundaryShrinkConfig(bound=0.2, step_size=8 / 255, units="input")
+    x_adv, labels = boundary_shrink.nearest_wrong_labels(model, x, y, cfg, task=_task(digits_class_setup))
     crossed = labels != y
     assert crossed.float().mean() > 0.7
     assert torch.equal(model(x_adv).argmax(-1), labels)

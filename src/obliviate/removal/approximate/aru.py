@@ -9,8 +9,9 @@ The paper's exact scoring rule is not reproduced; this implementation makes it
 concrete as follows (each step a documented choice):
 
 1. Attack: untargeted L-inf PGD on every forget input against the original model
-   (``eps=8/255``, 10 steps of ``2/255``, the usual image-space setting), giving
-   ``x_adv`` that the model pulls off its label.
+   (``eps=8/255``, 10 steps of ``2/255``, the usual CIFAR-10 pixel setting, given here in
+   feature standard deviations: 0.125 and 0.031, see :mod:`._adversarial`; ``units="input"``
+   takes them in raw input units), giving ``x_adv`` that the model pulls off its label.
 2. Mask: the score of each parameter is ``|sum over D_f of grad_theta L(theta_o;
    x_adv, y)|``, the gradient of the loss on the adversarial forget inputs, which
    points at the weights the noise exploits to push forget examples across the
@@ -24,7 +25,7 @@ concrete as follows (each step a documented choice):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,8 @@ from torch import nn
 
 from obliviate.errors import ConfigError
 from obliviate.progress import Progress
-from obliviate.removal.approximate._adversarial import data_range, model_device, pgd, require_classifier
+from obliviate.removal.approximate._adversarial import (PIXEL_STD, Units, attack_geometry, model_device, pgd,
+                                                        require_classifier)
 from obliviate.removal.approximate._common import (check_fraction, finetune_retain, fresh_parameters,
                                                    parametrised_layers, seed_int)
 from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, UnlearningTask, register
@@ -40,10 +42,15 @@ from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, Unle
 
 @dataclass
 class ARUConfig(MethodConfig):
-    eps: float = 8 / 255          # L-inf radius of the adversarial noise
+    # oracle-free search (issue 17), gentlest first: fewer units reset, then more; longer retain repair
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"reset_fraction": [0.05, 0.1, 0.2], "epochs": [2.0, 5.0]}}
+
+    units: Units = "std"          # eps and step in feature standard deviations ("input": raw input units)
+    eps: float = (8 / 255) / PIXEL_STD     # L-inf radius: 8/255 of a CIFAR-10 pixel = 0.125 std
     attack_steps: int = 10        # PGD iterations
-    step_size: float = 2 / 255    # PGD step
-    clip_to_data_range: bool = True   # keep noisy inputs within the forget inputs' value range
+    step_size: float = (2 / 255) / PIXEL_STD   # PGD step: 2/255 pixel = 0.031 std
+    clip_to_data_range: bool = True   # keep noisy inputs within each feature's observed range
     reset_fraction: float = 0.1   # fraction of output units re-initialised in every layer
     epochs: float = 5.0           # retain fine-tuning passes after the reset
     lr: float = 1e-3
@@ -112,8 +119,9 @@ class ARU(RemovalMethod):
         cfg = self.config
         obj = require_classifier(task, self.name)
         x, y = (t.to(model_device(model)) for t in task.forget.tensors(obj.device))
+        scale, bounds = attack_geometry(task, x, cfg.units, cfg.clip_to_data_range)
         x_adv = pgd(original, x, y, eps=cfg.eps, steps=cfg.attack_steps, step_size=cfg.step_size, norm="linf",
-                    bounds=data_range(x) if cfg.clip_to_data_range else None)
+                    bounds=bounds, scale=scale)
         masks = unit_masks(model, adversarial_gradient(model, x_adv, y), cfg.reset_fraction)
         params = dict(model.named_parameters())
         with torch.no_grad():

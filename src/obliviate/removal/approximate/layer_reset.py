@@ -17,7 +17,7 @@ for the retraining; set them to fine-tune for less.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -30,6 +30,10 @@ from obliviate.removal.base import MethodConfig, RemovalMethod, StepBudget, Unle
 
 @dataclass
 class LayerResetConfig(MethodConfig):
+    # oracle-free search (issue 17), gentlest first: reset one layer, then two; EU-k (train the reset layers) first
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"k": [1, 2], "train": ["reset", "all"]}}
+
     k: int = 1                                   # how many parametrised layers to re-initialise
     which: Literal["last", "first"] = "last"     # EU-k resets the last k
     train: Literal["reset", "all"] = "reset"     # EU-k trains only the reset layers

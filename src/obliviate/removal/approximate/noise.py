@@ -20,7 +20,7 @@ longer (5 epochs) to recover from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +34,10 @@ from obliviate.training.trainer import seeded_generator
 
 @dataclass
 class NoiseConfig(MethodConfig):
+    # oracle-free search (issue 17), gentlest first: less noise, then more; longer retain repair
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"sigma": [0.25, 0.5, 1.0], "epochs": [2.0, 5.0]}}
+
     sigma: float = 0.5            # noise std as a multiple of each parameter tensor's own std
     shrink: float = 1.0           # multiply weights by this before adding noise (1 = no shrinking)
     epochs: float = 5.0           # fine-tuning passes over the retain set

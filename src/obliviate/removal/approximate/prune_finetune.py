@@ -17,7 +17,7 @@ separately instead of ranking all weights together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -32,6 +32,10 @@ _PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass
 class PruneFinetuneConfig(MethodConfig):
+    # oracle-free search (issue 17), gentlest first: lower sparsity (the paper sweeps it too), then the paper's 95%
+    tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"sparsity": [0.5, 0.8, 0.95], "epochs": [3.0, 10.0]}}
+
     sparsity: float = 0.95        # fraction of prunable weights set to zero (the paper's 95%)
     scope: Literal["global", "layer"] = "global"   # rank all prunable weights together, or per layer
     prune_output: bool = False    # also prune the output layer (the official code keeps it dense)

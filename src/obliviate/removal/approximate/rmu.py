@@ -26,6 +26,14 @@ reaches before the layer, plus the layer's own (found by tracing one forward pas
 Defaults are the paper's Zephyr-7B values (steering coefficient 6.5, alpha 1200,
 lr 5e-5, Adam); they are scaled to LLM activations, so small classifiers usually
 want their own (see the conformance settings).
+
+Why it changes almost nothing on small classifiers at these defaults (issue 17; BENCHMARKS.md,
+"Why some methods do nothing"): one pass over a 500-example forget set is 4 steps, Adam at
+lr 5e-5 moves each weight by about 2e-4 in all, and the retain term's weight of 1200 was sized
+against the forget term on a 7B model's activations; on a small MLP's hidden layer it makes any
+change to retain activations cost over a thousand times more than steering the forget ones.
+The paper's values stay the defaults; the tuning space tries the original recipe's lr and
+retain weights on a small network's scale, and the diagnosis benchmark measures them.
 """
 
 from __future__ import annotations
@@ -57,9 +65,11 @@ class RMUConfig(MethodConfig):
     # sample; a setting that forgets without losing more than ~10% utility where one was found.
     task_defaults: ClassVar[dict[str, dict[str, Any]]] = {"lm": {"layer": "transformer.h.0", "steering_coeff": 15.0, "alpha": 20.0, "lr": 1e-3, "epochs": 5.0,
                 "batch_size": 32}}
-    # The oracle-free selection's candidates on the small LM (--tune; obliviate.tasks.lm_tuning), each run
-    # with early stopping on the targets; the task defaults above stay the untuned setting.
+    # The oracle-free selection's candidates (--tune), gentlest first. Classifiers: the paper's lr and retain
+    # weight, then the original recipe's scale (Adam 1e-3) and a retain weight on the scale of a small network's
+    # activations. The small LM (obliviate.tasks.lm_tuning): each run with early stopping on the targets.
     tuning_space: ClassVar[dict[str, dict[str, list[Any]]]] = {
+        "classification": {"lr": [5e-5, 1e-3], "alpha": [1200.0, 10.0, 1.0], "epochs": [10.0]},
         "lm": {"steering_coeff": [15.0, 40.0], "lr": [1e-3, 3e-3]}}
 
     layer: str = "auto"           # module name (see model.named_modules()) whose output is steered

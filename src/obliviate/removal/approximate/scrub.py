@@ -15,6 +15,13 @@ Defaults are the official code's large-scale CIFAR-10 setting: 3 epochs, 2 of th
 with max steps, SGD lr 5e-4 with momentum 0.9 and weight decay 5e-4, alpha 0.001,
 gamma 0.99, T = 4, forget batches of 512 and retain batches of 128. SCRUB+R (rewinding
 to a checkpoint chosen with a validation set) is not included.
+
+Why it changes almost nothing at these defaults on small forget sets (issue 17; BENCHMARKS.md,
+"Why some methods do nothing"): the max passes use forget batches of 512, so a forget set of
+500 examples gives *one* max step per max epoch (2 in all), against 3 full min passes over the
+retain set that pull the student back to the teacher; at SGD lr 5e-4 the two ascent steps move
+the forget predictions by less than the min steps restore. The paper's setting has forget sets
+of thousands and tunes lr and the number of max epochs per forget set.
 """
 
 from __future__ import annotations
