@@ -25,7 +25,7 @@ from obliviate.progress import NullProgress, Progress
 from obliviate.removal.base import Budget
 from obliviate.tasks import BASELINE, REFERENCE, TASKS, RunConfig, Task
 from obliviate.tasks.base import BenchResult
-from obliviate.bench.jobs import JOB_UNITS
+from obliviate.bench.jobs import JOB_UNITS, JobContext, MethodJob, SeedJob, method_job, seed_job
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ def _slots(ex: Any, cfg: RunConfig) -> int:
 def _run_jobs(task: Task, cfg: RunConfig, methods: list[str], cache: Any, progress: Progress,
               job_unit: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """The seeds and methods as jobs on ``cfg.executor``; records in the serial runner's order."""
-    from obliviate.bench.jobs import JobContext, MethodJob, SeedJob, method_job, seed_job
     from obliviate.engine.executor import executor_options, make_executor
 
     seeds = list(cfg.seeds)

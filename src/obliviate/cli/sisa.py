@@ -43,12 +43,6 @@ def _echo(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _executor_options(executor: str, workers: int | None) -> dict[str, Any]:
-    if workers is None:
-        return {}
-    return {"process": {"max_workers": workers}, "ray": {"num_cpus": workers}}.get(executor, {})
-
-
 def _split_ids(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -99,6 +93,7 @@ def train(
     import time
 
     from obliviate.tasks.classification import RecipeConfig
+    from obliviate.engine.executor import executor_options
     from obliviate.engine.sisa import Sisa, SisaConfig
     from obliviate.errors import ConfigError
     from obliviate.models import ModelSpec
@@ -119,7 +114,7 @@ def train(
     config = SisaConfig(shards=shards, slices=slices, placement=placement, aggregation=aggregation,
                         model=ModelSpec(model, options), recipe=recipe, seed=seed, threads=threads)
     t0 = time.perf_counter()
-    with Sisa(config, store=store, executor=executor, executor_options=_executor_options(executor, workers),
+    with Sisa(config, store=store, executor=executor, executor_options=executor_options(executor, workers=workers),
               progress=get_progress(progress), key_file=key_file) as sisa:
         sisa.fit(source, overwrite=overwrite)
         seconds = time.perf_counter() - t0
@@ -152,6 +147,7 @@ def forget(
 
     Keep the receipt: `obliviate ledger verify --store S --receipt FILE` shows later that the
     request is still in the ledger, unaltered and applied."""
+    from obliviate.engine.executor import executor_options
     from obliviate.engine.sisa import Sisa
     from obliviate.errors import ForgetSetError
     from obliviate.progress import get_progress
@@ -160,7 +156,7 @@ def forget(
     tokens = _split_ids(ids)
     if not tokens and subject is None:
         raise ForgetSetError("Give --ids ID,ID,... and/or --subject NAME.")
-    with Sisa.open(store, executor=executor, executor_options=_executor_options(executor, workers),
+    with Sisa.open(store, executor=executor, executor_options=executor_options(executor, workers=workers),
                    progress=get_progress(progress), key_file=key_file, factories=factories or ()) as sisa:
         resolved = _resolve_ids(tokens, sisa.data_.ids) if tokens else []
         receipt = sisa.forget(resolved, subject=subject, reason=reason, request_id=request_id)
@@ -268,9 +264,10 @@ def recover(
 ) -> None:
     """Apply requests a crash interrupted (each exactly once), delete files that may hold forgotten
     data; prints the receipts."""
+    from obliviate.engine.executor import executor_options
     from obliviate.engine.sisa import Sisa
 
     setup_logging(verbose)
-    with Sisa.open(store, executor=executor, executor_options=_executor_options(executor, workers),
+    with Sisa.open(store, executor=executor, executor_options=executor_options(executor, workers=workers),
                    key_file=key_file, factories=factories or ()) as sisa:
         _echo([r.to_dict() for r in sisa.recover()])

@@ -178,6 +178,7 @@ def select(method: str, trials: Sequence[dict[str, Any]], run_trial: Callable[[d
         raise ConfigError(f"the selection budget must be > 0 seconds; got {budget_s!r}.")
     t0 = time.perf_counter()
     done: list[Trial] = []
+    chosen: Trial | None = None
     why = "searched every candidate"
     for overrides in trials:
         left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
@@ -187,14 +188,15 @@ def select(method: str, trials: Sequence[dict[str, Any]], run_trial: Callable[[d
         trial = run_trial(dict(overrides), left)
         done.append(trial)
         log.info("tuning %s %s: %s met=%s score=%s", method, overrides, trial.measures, trial.met, trial.score)
-        best = min(done, key=lambda t: (t.score, t.steps))
-        for t in done:  # keep only the best model in memory
-            if t is not best:
-                t.model = None
+        if chosen is None or (trial.score, trial.steps) < (chosen.score, chosen.steps):
+            if chosen is not None:
+                chosen.model = None  # keep only the best model in memory
+            chosen = trial
+        else:
+            trial.model = None
         if stop_when_met and trial.met:
             why = "targets met"
             break
-    chosen = min(done, key=lambda t: (t.score, t.steps)) if done else None
     return Selection(method=method, targets=targets, trials=done, chosen=chosen,
                      tuning_s=time.perf_counter() - t0, budget_s=budget_s, stopped_by=why)
 
