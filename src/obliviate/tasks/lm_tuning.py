@@ -20,7 +20,7 @@ sample is disjoint from the evaluated one):
 - reach ``forget_exact``: the forget answers should be produced about as often as the
   original produces never-trained people's answers (guessable attributes, like a colour);
 - keep ``retain_exact``, ``general_exact`` and ``neighbours_exact`` within a tolerance of the
-  original's (model utility, and the people who share attributes with the forgotten ones).
+  original's (model utility, and the people who share attributes with the forget set's people).
 
 :func:`tune_method` runs the small search of :mod:`obliviate.tasks.tuning` over the method's
 ``tuning_space["lm"]``. Each trial is one run of the method whose budget carries a monitor
